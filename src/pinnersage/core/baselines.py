@@ -1,0 +1,41 @@
+"""Single-embedding baselines of the paper's evaluation (section 5.3).
+
+* last item: the embedding of the user's most recent action (the reference of every lift);
+* decay average: ``sum_i exp(-λ age_i) x_i``, L2-normalised (λ = 0.01 reported; 0, 0.1 and 0.25
+  tried).
+
+The paper's ablations (k-means with k = 5, complete linkage, centroid in place of medoid, other
+λ) are options of :class:`~pinnersage.params.ProfileParams` and of the retrieval strategy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from pinnersage.core._validate import as_times, as_vectors
+from pinnersage.core.importance import action_weights
+
+__all__ = ["decay_average", "last_item"]
+
+
+def last_item(vectors: npt.ArrayLike, timestamps_s: npt.ArrayLike) -> npt.NDArray[np.float64] | None:
+    """The vector of the most recent action (the last one on ties); None for no actions."""
+    x = as_vectors(vectors)
+    t = as_times(timestamps_s, x.shape[0])
+    if x.shape[0] == 0:
+        return None
+    latest = x.shape[0] - 1 - int(np.argmax(t[::-1]))
+    return x[latest].copy()
+
+
+def decay_average(vectors: npt.ArrayLike, timestamps_s: npt.ArrayLike, *, now_s: float,
+                  decay_per_day: float = 0.01) -> npt.NDArray[np.float64] | None:
+    """The decay-weighted average vector, L2-normalised; None for no actions."""
+    x = as_vectors(vectors)
+    t = as_times(timestamps_s, x.shape[0])
+    if x.shape[0] == 0:
+        return None
+    avg = action_weights(t, now_s, decay_per_day) @ x
+    norm = float(np.linalg.norm(avg))
+    return avg / norm if norm > 0 else avg

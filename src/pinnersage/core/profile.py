@@ -1,0 +1,197 @@
+"""Algorithm 2: a user's profile, the list of (medoid, importance) of their Ward clusters.
+
+``build_profile`` sorts the actions by time, clusters them (Algorithm 1, or an ablation), and
+summarises each cluster by its medoid item id (Eq. 2), its importance (Eq. 3), its size and the
+time of its latest action. Repeated actions on one item each count, so frequency reaches the
+importance. The result is immutable.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from pinnersage.core._validate import as_times, as_vectors
+from pinnersage.core.importance import SECONDS_PER_DAY, action_weights
+from pinnersage.core.medoid import _summarise
+from pinnersage.core.ward import _cut, _distance_matrix, _nn_chain
+from pinnersage.errors import DimensionMismatchError, PinnerSageWarning
+from pinnersage.params import ProfileParams
+
+__all__ = ["InterestCluster", "InterestProfile", "ItemId", "build_profile", "cluster_labels"]
+
+ItemId = int | str
+
+
+@dataclass(frozen=True, slots=True)
+class InterestCluster:
+    """One interest of a user: a cluster of their actions."""
+
+    #: The medoid: the member item nearest to all others (Eq. 2), stored as an id.
+    medoid_item_id: ItemId
+    #: Importance at the profile's ``as_of_s`` (Eq. 3).
+    importance: float
+    #: Number of actions in the cluster (repeated actions on one item each count).
+    size: int
+    #: Time of the cluster's latest action (unix seconds).
+    last_action_s: float
+    #: Mean of the members' vectors, when the profile was built with ``store_centroids``.
+    centroid: npt.NDArray[np.float32] | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class InterestProfile:
+    """A user's interests, most important first."""
+
+    user_id: Any
+    #: The time importances were evaluated at (``now_s`` of :func:`build_profile`).
+    as_of_s: float
+    clusters: tuple[InterestCluster, ...] = ()
+    #: Number of actions the profile was built from (after the cap).
+    n_actions: int = 0
+    #: Decay-weighted average vector, L2-normalised, when built with ``store_decay_average``.
+    decay_average: npt.NDArray[np.float32] | None = field(default=None, compare=False, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.clusters)
+
+    @property
+    def medoid_item_ids(self) -> tuple[ItemId, ...]:
+        return tuple(c.medoid_item_id for c in self.clusters)
+
+    @property
+    def importances(self) -> npt.NDArray[np.float64]:
+        return np.array([c.importance for c in self.clusters], dtype=np.float64)
+
+    def at(self, now_s: float, decay_per_day: float) -> InterestProfile:
+        """The same clusters with importances re-evaluated at ``now_s``.
+
+        Exact for a cluster's actions only through their sum, so this rescales by
+        ``exp(-λ (now_s - as_of_s))``, which is what Eq. 3 gives when every action is older
+        than ``as_of_s``.
+        """
+        factor = float(np.exp(-decay_per_day * (now_s - self.as_of_s) / SECONDS_PER_DAY))
+        clusters = tuple(
+            InterestCluster(c.medoid_item_id, c.importance * factor, c.size, c.last_action_s,
+                            c.centroid) for c in self.clusters
+        )
+        return InterestProfile(self.user_id, float(now_s), clusters, self.n_actions,
+                               self.decay_average)
+
+
+def _canonical_labels(raw: npt.NDArray[np.int64], keep_singletons: bool) -> tuple[npt.NDArray[np.int64], int]:
+    """Relabel arbitrary cluster labels 0..c-1 by smallest row; singletons -1 unless kept."""
+    _, first, inverse, counts = np.unique(raw, return_index=True, return_inverse=True,
+                                          return_counts=True)
+    rank = np.empty(first.shape[0], np.int64)
+    keep = counts > 1 if not keep_singletons else np.ones(counts.shape[0], bool)
+    order = np.argsort(first, kind="stable")
+    new = np.full(first.shape[0], -1, np.int64)
+    kept = order[keep[order]]
+    new[kept] = np.arange(kept.shape[0])
+    rank[:] = new
+    return rank[inverse.reshape(-1)], int(kept.shape[0])
+
+
+def cluster_labels(x: npt.NDArray[np.float64], params: ProfileParams,
+                   rng: np.random.Generator | None = None) -> tuple[npt.NDArray[np.int64], int]:
+    """Flat cluster labels of the rows of ``x`` under ``params.method`` (-1: dropped)."""
+    n = x.shape[0]
+    if n <= 1:
+        labels = np.zeros(n, np.int64) if params.keep_singletons else np.full(n, -1, np.int64)
+        return labels, int(n if params.keep_singletons else 0)
+    if params.method == "ward":
+        left, right, height, _ = _nn_chain(_distance_matrix(x))
+        labels, c = _cut(n, left, right, height, float(params.distance_threshold),
+                         bool(params.keep_singletons))
+        return labels, int(c)
+    if params.method == "complete":
+        from scipy.cluster.hierarchy import fcluster, linkage
+
+        z = linkage(x, method="complete", metric="sqeuclidean")
+        raw = fcluster(z, t=params.distance_threshold, criterion="distance").astype(np.int64)
+        return _canonical_labels(raw, params.keep_singletons)
+    from scipy.cluster.vq import kmeans2
+
+    k = min(params.kmeans_clusters, n)
+    generator = rng if rng is not None else np.random.default_rng(0)
+    _, raw = kmeans2(x, k, minit="++", seed=generator)
+    return _canonical_labels(raw.astype(np.int64), params.keep_singletons)
+
+
+def build_profile(vectors: npt.ArrayLike, item_ids: Sequence[ItemId] | npt.NDArray[Any],
+                  timestamps_s: npt.ArrayLike, *, now_s: float,
+                  params: ProfileParams | None = None, user_id: Any = None,
+                  rng: np.random.Generator | None = None) -> InterestProfile:
+    """Algorithm 2: the profile of one user from their actions.
+
+    Parameters
+    ----------
+    vectors : array-like of shape (n, d)
+        The embedding of the item of each action (finite; L2-normalised for the paper's units).
+    item_ids : sequence of length n
+        The item id of each action (int or str). Repeats each count.
+    timestamps_s : array-like of shape (n,)
+        Action times, unix seconds. Need not be sorted; ties keep the input order.
+    now_s : float
+        The time importances are evaluated at (never read from the clock).
+    params : ProfileParams, optional
+        α, λ, singleton rule, cap, method. Defaults to ``ProfileParams()``.
+    user_id : any, optional
+        Carried into the profile.
+    rng : numpy.random.Generator, optional
+        Only the k-means ablation is random; it defaults to a fixed seed.
+
+    Returns
+    -------
+    InterestProfile
+        Clusters ordered by importance (highest first; ties: earliest cluster first). An empty
+        history gives an empty profile, not an error.
+    """
+    p = params if params is not None else ProfileParams()
+    x = as_vectors(vectors)
+    n = x.shape[0]
+    t = as_times(timestamps_s, n)
+    ids = item_ids if isinstance(item_ids, np.ndarray) else np.asarray(item_ids, dtype=object)
+    if ids.ndim != 1 or ids.shape[0] != n:
+        raise DimensionMismatchError(f"item_ids must hold one id per row ({n}), got {ids.shape[0]}")
+    now = float(now_s)
+    if n == 0:
+        return InterestProfile(user_id, now)
+    order = np.argsort(t, kind="stable")
+    if n > p.max_actions_per_user:
+        warnings.warn(
+            f"user {user_id!r} has {n} actions; only the {p.max_actions_per_user} most recent "
+            "are clustered (raise profile.max_actions_per_user to keep more; Ward's memory is "
+            "O(n²))", PinnerSageWarning, stacklevel=2)
+        order = order[n - p.max_actions_per_user:]
+        n = order.shape[0]
+    if not np.array_equal(order, np.arange(n)):
+        x = x[order]
+        t = t[order]
+        ids = ids[order]
+    labels, c = cluster_labels(x, p, rng)
+    w = action_weights(t, now, p.decay_per_day)
+    decay_average = None
+    if p.store_decay_average:
+        avg = w @ x
+        norm = float(np.linalg.norm(avg))
+        decay_average = (avg / norm if norm > 0 else avg).astype(np.float32)
+    if c == 0:
+        return InterestProfile(user_id, now, (), n, decay_average)
+    rows, sizes, imps, lasts, centroids = _summarise(x, labels, c, t, w)
+    rank = np.argsort(-imps, kind="stable")
+    clusters = tuple(
+        InterestCluster(
+            ids[rows[k]].item() if isinstance(ids[rows[k]], np.generic) else ids[rows[k]],
+            float(imps[k]), int(sizes[k]), float(lasts[k]),
+            centroids[k].astype(np.float32) if p.store_centroids else None,
+        )
+        for k in rank
+    )
+    return InterestProfile(user_id, now, clusters, n, decay_average)

@@ -1,0 +1,260 @@
+"""Algorithm 1: Ward agglomerative clustering of a user's action embeddings.
+
+The nearest-neighbour chain with a stack (paper section 3.1.3), updating squared Euclidean
+distances with the Lance-Williams formula of Eq. 1::
+
+    d(Ci ∪ Cj, Ck) = ((ni + nk) d(Ci, Ck) + (nj + nk) d(Cj, Ck) - nk d(Ci, Cj)) / (ni + nj + nk)
+
+and the cut that keeps the maximal merges with distance <= α (``distance_threshold``). The chain
+runs compiled (numba) on the one n x n distance matrix it updates in place; nothing else of size
+n x n is allocated.
+
+Units: ``distance_threshold`` and merge distances are in the units of Eq. 1 (squared Euclidean).
+They equal SciPy's Ward heights squared (``linkage(X, "ward")[:, 2] ** 2``), not scikit-learn's
+unsquared ``distance_threshold``. On unit vectors two single items merge at ``2 - 2 cos``.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+from pinnersage.core._validate import as_vectors
+from pinnersage.errors import ConfigError
+
+__all__ = ["ward_clusters", "ward_labels", "ward_merges"]
+
+# Entries of the Gram-trick distance matrix below this fraction of ||x||² + ||y||² are recomputed
+# from the difference of the two rows, so that near-duplicates get exact (relative) distances and
+# exact duplicates exactly 0.
+_RECOMPUTE_FRACTION = 1e-4
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_squared_distances(x: np.ndarray, g: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Turn the Gram matrix ``g = x @ x.T`` into squared Euclidean distances, in place."""
+    n, d = x.shape
+    sq = np.empty(n)
+    for i in range(n):
+        sq[i] = g[i, i]
+    for i in range(n):
+        g[i, i] = 0.0
+        for j in range(i + 1, n):
+            v = sq[i] + sq[j] - 2.0 * g[i, j]
+            if v < _RECOMPUTE_FRACTION * (sq[i] + sq[j]):
+                v = 0.0
+                for k in range(d):
+                    diff = x[i, k] - x[j, k]
+                    v += diff * diff
+            g[i, j] = v
+            g[j, i] = v
+
+
+@numba.njit(cache=True, nogil=True)
+def _nn_chain(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+    """Nearest-neighbour chain on ``dist`` (destroyed). Returns merges in the order made.
+
+    Cluster ids are row indices; a merged cluster keeps the id of the chain's top. Ties: the
+    chain's previous element wins if it is among the nearest, else the lowest active id.
+    """
+    n = dist.shape[0]
+    m = max(n - 1, 0)
+    left = np.empty(m, np.int64)
+    right = np.empty(m, np.int64)
+    height = np.empty(m, np.float64)
+    merged_size = np.empty(m, np.int64)
+    size = np.ones(n, np.int64)
+    active = np.ones(n, np.bool_)
+    chain = np.empty(n, np.int64)
+    chain_len = 0
+    first = 0
+    for step in range(m):
+        if chain_len == 0:
+            while not active[first]:
+                first += 1
+            chain[0] = first
+            chain_len = 1
+        while True:
+            x = chain[chain_len - 1]
+            if chain_len > 1:
+                y = chain[chain_len - 2]
+                best = dist[x, y]
+            else:
+                y = -1
+                best = np.inf
+            row = dist[x]
+            for k in range(n):
+                if active[k] and k != x and row[k] < best:
+                    best = row[k]
+                    y = k
+            if chain_len > 1 and y == chain[chain_len - 2]:
+                break
+            chain[chain_len] = y
+            chain_len += 1
+        chain_len -= 2
+        nx = size[x]
+        ny = size[y]
+        left[step] = x
+        right[step] = y
+        height[step] = best
+        merged_size[step] = nx + ny
+        # Lance-Williams (Eq. 1): the merged cluster keeps id x; y leaves.
+        active[y] = False
+        rx = dist[x]
+        ry = dist[y]
+        for k in range(n):
+            if active[k] and k != x:
+                nk = size[k]
+                v = ((nx + nk) * rx[k] + (ny + nk) * ry[k] - nk * best) / (nx + ny + nk)
+                rx[k] = v
+                dist[k, x] = v
+        size[x] = nx + ny
+    return left, right, height, merged_size
+
+
+@numba.njit(cache=True, nogil=True)
+def _find(parent: np.ndarray, i: int) -> int:  # pragma: no cover - compiled
+    root = i
+    while parent[root] != root:
+        root = parent[root]
+    while parent[i] != root:
+        nxt = parent[i]
+        parent[i] = root
+        i = nxt
+    return root
+
+
+@numba.njit(cache=True, nogil=True)
+def _cut(n: int, left: np.ndarray, right: np.ndarray, height: np.ndarray, alpha: float,
+         keep_singletons: bool) -> tuple[np.ndarray, int]:  # pragma: no cover - compiled
+    """Labels 0..c-1 (ordered by smallest row) of the maximal subtrees with height <= alpha.
+
+    Ward is reducible, so heights grow towards the root and the union of every merge with
+    height <= alpha is exactly the cut. Rows left alone get -1 unless ``keep_singletons``.
+    """
+    parent = np.arange(n)
+    for s in range(left.shape[0]):
+        if height[s] <= alpha:
+            a = _find(parent, left[s])
+            b = _find(parent, right[s])
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    count = np.zeros(n, np.int64)
+    for i in range(n):
+        count[_find(parent, i)] += 1
+    label_of_root = np.full(n, -1, np.int64)
+    labels = np.full(n, -1, np.int64)
+    c = 0
+    for i in range(n):  # roots are the smallest row of their cluster: labels follow smallest row
+        r = _find(parent, i)
+        if count[r] == 1 and not keep_singletons:
+            continue
+        if label_of_root[r] < 0:
+            label_of_root[r] = c
+            c += 1
+        labels[i] = label_of_root[r]
+    return labels, c
+
+
+def _distance_matrix(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    g = x @ x.T
+    _fill_squared_distances(x, g)
+    return g
+
+
+def _check_threshold(distance_threshold: float) -> float:
+    try:
+        alpha = float(distance_threshold)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"distance_threshold must be a number, got {distance_threshold!r}") from exc
+    if not np.isfinite(alpha) or alpha < 0:
+        raise ConfigError(f"distance_threshold must be a finite number >= 0, got {distance_threshold!r}")
+    return alpha
+
+
+def ward_labels(vectors: npt.ArrayLike, distance_threshold: float, *,
+                keep_singletons: bool = False) -> tuple[npt.NDArray[np.int64], int]:
+    """Flat Ward labels: ``(labels, n_clusters)``; label -1 marks a dropped singleton.
+
+    Labels are numbered in the order of each cluster's smallest row.
+    """
+    alpha = _check_threshold(distance_threshold)
+    x = as_vectors(vectors)
+    n = x.shape[0]
+    if n <= 1:
+        labels = np.zeros(n, np.int64) if keep_singletons else np.full(n, -1, np.int64)
+        return labels, int(n if keep_singletons else 0)
+    left, right, height, _ = _nn_chain(_distance_matrix(x))
+    labels, c = _cut(n, left, right, height, alpha, keep_singletons)
+    return labels, int(c)
+
+
+def ward_clusters(vectors: npt.ArrayLike, distance_threshold: float, *,
+                  keep_singletons: bool = False) -> list[npt.NDArray[np.int64]]:
+    """Algorithm 1: Ward clusters of the rows of ``vectors`` at threshold α.
+
+    Parameters
+    ----------
+    vectors : array-like of shape (n, d)
+        One row per action (finite). Zero or one row is not an error.
+    distance_threshold : float
+        α, in the squared-Euclidean units of Eq. 1 (SciPy's Ward height squared).
+    keep_singletons : bool, default False
+        False follows the paper literally: a row whose first merge is above α belongs to no
+        cluster. True returns such rows as clusters of one.
+
+    Returns
+    -------
+    list of int64 arrays
+        Row indices of each cluster, ascending; clusters ordered by their smallest row. No cap
+        on the number or size of clusters.
+    """
+    labels, c = ward_labels(vectors, distance_threshold, keep_singletons=keep_singletons)
+    if c == 0:
+        return []
+    order = np.argsort(labels, kind="stable")
+    counts = np.bincount(labels[labels >= 0], minlength=c)
+    start = int(np.count_nonzero(labels < 0))
+    out: list[npt.NDArray[np.int64]] = []
+    for size in counts:
+        out.append(order[start:start + size].astype(np.int64))
+        start += size
+    return out
+
+
+def ward_merges(vectors: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """The merge history in SciPy's linkage layout, distances in Eq. 1 units (squared).
+
+    Returns an (n - 1, 4) float64 array: the two merged cluster ids (original rows are
+    ``0..n-1``, the cluster made at step s is ``n + s``), the merge distance and the new size;
+    rows sorted by distance (stable), as :func:`scipy.cluster.hierarchy.linkage` orders them.
+    ``scipy.cluster.hierarchy.dendrogram`` accepts it after ``Z[:, 2] = sqrt(Z[:, 2])``.
+    """
+    x = as_vectors(vectors)
+    n = x.shape[0]
+    if n <= 1:
+        return np.empty((0, 4), np.float64)
+    left, right, height, _ = _nn_chain(_distance_matrix(x))
+    order = np.argsort(height, kind="mergesort")
+    z = np.empty((n - 1, 4), np.float64)
+    parent = np.arange(2 * n - 1)
+    cluster_id = np.arange(n)  # id of the cluster whose representative row is r
+    size = np.ones(2 * n - 1, np.int64)
+    for s, k in enumerate(order):
+        a = int(_root(parent, int(left[k])))
+        b = int(_root(parent, int(right[k])))
+        ida, idb = cluster_id[a], cluster_id[b]
+        new = n + s
+        size[new] = size[ida] + size[idb]
+        z[s] = (min(ida, idb), max(ida, idb), height[k], size[new])
+        parent[b] = a
+        cluster_id[a] = new
+    return z
+
+
+def _root(parent: npt.NDArray[np.int64], i: int) -> int:
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = int(parent[i])
+    return i
