@@ -164,6 +164,9 @@ class IndexParams:
     cache_size: int = 100_000
     #: Seed of the index build.
     seed: int = 0
+    #: Threads of the HNSW build (None: all cores). 1 makes the graph reproducible for a seed;
+    #: more threads build faster but insert items in a racy order.
+    build_threads: int | None = None
 
     def __post_init__(self) -> None:
         s = "index"
@@ -175,6 +178,8 @@ class IndexParams:
             _number(s, "dedupe_cosine", self.dedupe_cosine, low=-1, high=1, low_open=True)
         _number(s, "cache_size", self.cache_size, low=0, integer=True)
         _number(s, "seed", self.seed, low=0, integer=True)
+        if self.build_threads is not None:
+            _number(s, "build_threads", self.build_threads, low=1, integer=True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -211,6 +216,9 @@ class BatchParams:
     workers: int | None = None
     #: Number of user partitions (hash of user id); also the checkpoint unit.
     partitions: int = 16
+    #: Publish an empty snapshot when the window holds no usable action (default: an error, so a
+    #: wrong date or path never replaces the previous profiles with nothing).
+    allow_empty: bool = False
 
     def __post_init__(self) -> None:
         s = "batch"
@@ -218,6 +226,7 @@ class BatchParams:
         if self.workers is not None:
             _number(s, "workers", self.workers, low=1, integer=True)
         _number(s, "partitions", self.partitions, low=1, integer=True)
+        _flag(s, "allow_empty", self.allow_empty)
 
 
 _P = TypeVar("_P")

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pinnersage.core._validate import as_vectors
-from pinnersage.errors import ConfigError
+from pinnersage.errors import ConfigError, InvalidVectorsError
 
 __all__ = ["ward_clusters", "ward_labels", "ward_merges"]
 
@@ -29,34 +29,75 @@ __all__ = ["ward_clusters", "ward_labels", "ward_merges"]
 # from the difference of the two rows, so that near-duplicates get exact (relative) distances and
 # exact duplicates exactly 0.
 _RECOMPUTE_FRACTION = 1e-4
+# Entries above this could overflow squared distances to inf.
+_MAX_ABS = 1e100
 
 
 @numba.njit(cache=True, nogil=True)
 def _fill_squared_distances(x: np.ndarray, g: np.ndarray) -> None:  # pragma: no cover - compiled
-    """Turn the Gram matrix ``g = x @ x.T`` into squared Euclidean distances, in place."""
+    """Turn the Gram matrix ``g = x @ x.T`` into squared Euclidean distances, in place.
+
+    Row by row (no transposed writes): each entry depends only on its own Gram value and the two
+    norms, and BLAS returns an exactly symmetric ``x @ x.T``, so the result is symmetric. The
+    diagonal is set to +inf, which the chain reads as "not a neighbour".
+    """
     n, d = x.shape
     sq = np.empty(n)
     for i in range(n):
         sq[i] = g[i, i]
     for i in range(n):
-        g[i, i] = 0.0
-        for j in range(i + 1, n):
-            v = sq[i] + sq[j] - 2.0 * g[i, j]
-            if v < _RECOMPUTE_FRACTION * (sq[i] + sq[j]):
+        row = g[i]
+        si = sq[i]
+        for j in range(n):
+            v = si + sq[j] - 2.0 * row[j]
+            if v < _RECOMPUTE_FRACTION * (si + sq[j]):
                 v = 0.0
                 for k in range(d):
                     diff = x[i, k] - x[j, k]
                     v += diff * diff
-            g[i, j] = v
-            g[j, i] = v
+            row[j] = v
+        row[i] = np.inf
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"nnan", "nsz"})
+def _row_min(row: np.ndarray) -> float:  # pragma: no cover - compiled
+    """Smallest entry of a row (vectorised; rows hold no NaN)."""
+    best = np.inf
+    for k in range(row.shape[0]):
+        best = min(best, row[k])
+    return best
+
+
+@numba.njit(cache=True, nogil=True)
+def _replay(row: np.ndarray, k: int, synced: np.ndarray, log_x: np.ndarray, log_y: np.ndarray,
+            log_d: np.ndarray, log_nx: np.ndarray, log_ny: np.ndarray, nk: int,
+            recip: np.ndarray, upto: int) -> None:  # pragma: no cover - compiled
+    """Bring row k up to date: apply Eq. 1 for every merge made since it was last written."""
+    for t in range(synced[k], upto):
+        a = log_x[t]
+        b = log_y[t]
+        na = log_nx[t]
+        nb = log_ny[t]
+        row[a] = ((na + nk) * row[a] + (nb + nk) * row[b] - nk * log_d[t]) * recip[na + nb + nk]
+        row[b] = np.inf
+    synced[k] = upto
 
 
 @numba.njit(cache=True, nogil=True)
 def _nn_chain(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
     """Nearest-neighbour chain on ``dist`` (destroyed). Returns merges in the order made.
 
-    Cluster ids are row indices; a merged cluster keeps the id of the chain's top. Ties: the
-    chain's previous element wins if it is among the nearest, else the lowest active id.
+    ``dist`` holds +inf on the diagonal. Only rows are ever written: when x absorbs y, row x is
+    recomputed with Eq. 1 and the merge is logged; any other row k is brought up to date lazily,
+    by replaying the logged merges, just before the chain reads it. Replaying applies the same
+    arithmetic to the same numbers as row x did, so the matrix stays exactly symmetric, and no
+    strided column write (a cache miss per entry) is ever made. Clusters that left hold +inf.
+    When half the slots have left, the live rows and columns are compacted into the top-left
+    corner, so scans and updates cost the number of live clusters, not n.
+
+    Returned cluster ids are original rows: a merged cluster keeps the id of the chain's top.
+    Ties: the chain's previous element wins if it is among the nearest, else the lowest slot
+    (slots keep the order of ids).
     """
     n = dist.shape[0]
     m = max(n - 1, 0)
@@ -64,12 +105,57 @@ def _nn_chain(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     right = np.empty(m, np.int64)
     height = np.empty(m, np.float64)
     merged_size = np.empty(m, np.int64)
+    log_x = np.empty(m, np.int64)  # slots, for replays
+    log_y = np.empty(m, np.int64)
+    log_nx = np.empty(m, np.int64)
+    log_ny = np.empty(m, np.int64)
+    # 1/s for s up to 2n: the row update also visits k = x and k = y (overwritten with inf
+    # just after), where nx + ny + nk can reach 2n.
+    recip = np.empty(2 * n + 1, np.float64)
+    recip[0] = 0.0
+    for s in range(1, 2 * n + 1):
+        recip[s] = 1.0 / s
     size = np.ones(n, np.int64)
     active = np.ones(n, np.bool_)
+    synced = np.zeros(n, np.int64)
+    ids = np.arange(n)
+    new_slot = np.empty(n, np.int64)
     chain = np.empty(n, np.int64)
     chain_len = 0
     first = 0
+    cur = n  # slots in use
+    live = n
     for step in range(m):
+        if live <= cur // 2 and live >= 64:
+            # compact: bring every live row up to date, then move live rows/columns top-left
+            j = 0
+            for s in range(cur):
+                if active[s]:
+                    if synced[s] < step:
+                        _replay(dist[s], s, synced, log_x, log_y, height, log_nx, log_ny,
+                                size[s], recip, step)
+                    new_slot[s] = j
+                    j += 1
+            j = 0
+            for s in range(cur):
+                if active[s]:
+                    src = dist[s]
+                    dst = dist[j]
+                    i = 0
+                    for t in range(cur):
+                        if active[t]:
+                            dst[i] = src[t]
+                            i += 1
+                    size[j] = size[s]
+                    ids[j] = ids[s]
+                    j += 1
+            for c in range(chain_len):
+                chain[c] = new_slot[chain[c]]
+            cur = live
+            for s in range(cur):
+                active[s] = True
+                synced[s] = step
+            first = 0
         if chain_len == 0:
             while not active[first]:
                 first += 1
@@ -77,39 +163,44 @@ def _nn_chain(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
             chain_len = 1
         while True:
             x = chain[chain_len - 1]
-            if chain_len > 1:
-                y = chain[chain_len - 2]
-                best = dist[x, y]
-            else:
-                y = -1
-                best = np.inf
-            row = dist[x]
-            for k in range(n):
-                if active[k] and k != x and row[k] < best:
-                    best = row[k]
-                    y = k
-            if chain_len > 1 and y == chain[chain_len - 2]:
+            row = dist[x, :cur]
+            if synced[x] < step:
+                _replay(row, x, synced, log_x, log_y, height, log_nx, log_ny, size[x], recip, step)
+            best = _row_min(row)
+            if chain_len > 1 and row[chain[chain_len - 2]] == best:
                 break
+            y = 0
+            while y < cur - 1 and row[y] != best:
+                y += 1
             chain[chain_len] = y
             chain_len += 1
+        y = chain[chain_len - 2]
         chain_len -= 2
+        rx = dist[x, :cur]
+        ry = dist[y, :cur]
+        if synced[y] < step:
+            _replay(ry, y, synced, log_x, log_y, height, log_nx, log_ny, size[y], recip, step)
         nx = size[x]
         ny = size[y]
-        left[step] = x
-        right[step] = y
+        left[step] = ids[x]
+        right[step] = ids[y]
         height[step] = best
+        log_x[step] = x
+        log_y[step] = y
+        log_nx[step] = nx
+        log_ny[step] = ny
         merged_size[step] = nx + ny
-        # Lance-Williams (Eq. 1): the merged cluster keeps id x; y leaves.
+        # Eq. 1 for the whole row; clusters that left hold inf in rx and ry and stay inf.
+        for k in range(cur):
+            nk = size[k]
+            rx[k] = ((nx + nk) * rx[k] + (ny + nk) * ry[k] - nk * best) * recip[nx + ny + nk]
+        rx[x] = np.inf
+        rx[y] = np.inf
         active[y] = False
-        rx = dist[x]
-        ry = dist[y]
-        for k in range(n):
-            if active[k] and k != x:
-                nk = size[k]
-                v = ((nx + nk) * rx[k] + (ny + nk) * ry[k] - nk * best) / (nx + ny + nk)
-                rx[k] = v
-                dist[k, x] = v
+        live -= 1
         size[x] = nx + ny
+        size[y] = 0  # keeps recip[nx + ny + nk] in range for the rows that left
+        synced[x] = step + 1
     return left, right, height, merged_size
 
 
@@ -158,6 +249,11 @@ def _cut(n: int, left: np.ndarray, right: np.ndarray, height: np.ndarray, alpha:
 
 
 def _distance_matrix(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Squared Euclidean distances (+inf on the diagonal): one Gram matrix, filled in place."""
+    if x.size and float(np.abs(x).max()) > _MAX_ABS:
+        raise InvalidVectorsError(
+            f"vectors must have entries of magnitude <= {_MAX_ABS:g} (their squared distances "
+            f"would overflow); got {float(np.abs(x).max()):g}")
     g = x @ x.T
     _fill_squared_distances(x, g)
     return g

@@ -1,0 +1,111 @@
+"""Ward benchmark: one user's whole profile (ours) against SciPy's and fastcluster's Ward.
+
+For each (n, d): the median time over repeats of
+* ours: ``build_profile`` (Ward NN-chain + cut + medoids + importance), the whole profile;
+* SciPy: ``linkage(X, "ward")`` + ``fcluster`` (clustering alone: no medoids, no importance);
+* fastcluster: ``fastcluster.linkage_vector(X, "ward")`` + ``fcluster``, when installed;
+* the floor: one ``X @ X.T`` in float64 (the distance matrix itself).
+
+One BLAS thread (threadpoolctl), numba code compiled and warmed before timing. Vectors are unit
+vectors drawn around a few topics, like a user's actions. Writes benchmarks/results/ward.{json,md}.
+
+Run: python benchmarks/ward.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
+from threadpoolctl import threadpool_limits
+
+from pinnersage import ProfileParams, build_profile
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def user_vectors(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
+    topics = rng.normal(size=(max(2, n // 25), d))
+    x = topics[rng.integers(0, topics.shape[0], n)] + 0.6 * rng.normal(size=(n, d)) / np.sqrt(d) * 4
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def median_time(fn, budget_s: float, min_repeats: int = 5, max_repeats: int = 2000) -> float:
+    fn()  # warm
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < max_repeats and (len(times) < min_repeats
+                                         or time.perf_counter() - start < budget_s):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
+    args = parser.parse_args()
+    sizes = [20, 100, 500, 2000] if args.quick else [20, 100, 500, 1000, 2000, 5000]
+    dims = [64] if args.quick else [64, 256]
+    budget = 0.3 if args.quick else 1.5
+    try:
+        import fastcluster
+    except ImportError:  # pragma: no cover - optional
+        fastcluster = None
+    params = ProfileParams()
+    alpha = params.distance_threshold
+    rng = np.random.default_rng(0)
+    rows = []
+    with threadpool_limits(limits=1):
+        for d in dims:
+            for n in sizes:
+                x = user_vectors(n, d, rng)
+                ids = np.arange(n, dtype=np.int64)
+                t = np.sort(rng.uniform(0, 90 * 86400, n))
+                now = 90 * 86400.0
+                x64 = x.astype(np.float64)
+                ours = median_time(lambda: build_profile(x, ids, t, now_s=now, params=params), budget)
+                scipy_t = median_time(lambda: fcluster(linkage(x64, "ward"), t=np.sqrt(alpha),
+                                                        criterion="distance"), budget)
+                fc = None
+                if fastcluster is not None:
+                    fc = median_time(lambda: fcluster(fastcluster.linkage_vector(x64, "ward"),
+                                                      t=np.sqrt(alpha), criterion="distance"), budget)
+                floor = median_time(lambda: x64 @ x64.T, budget)
+                rows.append({"n": n, "d": d, "ours_s": ours, "scipy_s": scipy_t,
+                             "fastcluster_s": fc, "floor_s": floor,
+                             "speedup_vs_scipy": scipy_t / ours, "ratio_to_floor": ours / floor})
+                r = rows[-1]
+                print(f"n={n:5d} d={d:3d}  ours {ours*1e3:9.3f} ms  scipy {scipy_t*1e3:9.3f} ms  "
+                      f"x{r['speedup_vs_scipy']:5.1f}  floor {floor*1e3:8.3f} ms  "
+                      f"ours/floor {r['ratio_to_floor']:5.2f}", flush=True)
+    header = ("| n | d | ours: whole profile (ms) | SciPy linkage+fcluster (ms) | fastcluster (ms) "
+              "| speed-up vs SciPy | X @ X.T floor (ms) | ours / floor |")
+    lines = [header, "|" + "---|" * 8]
+    for r in rows:
+        fc = f"{r['fastcluster_s']*1e3:.3f}" if r["fastcluster_s"] is not None else "n/a"
+        lines.append(f"| {r['n']} | {r['d']} | {r['ours_s']*1e3:.3f} | {r['scipy_s']*1e3:.3f} | {fc} "
+                     f"| {r['speedup_vs_scipy']:.1f}x | {r['floor_s']*1e3:.3f} | {r['ratio_to_floor']:.2f} |")
+    table = "\n".join(lines)
+    print()
+    print(table)
+    RESULTS.mkdir(exist_ok=True)
+    meta = {"machine": platform.machine(), "python": platform.python_version(),
+            "numpy": np.__version__, "blas_threads": 1, "quick": args.quick,
+            "distance_threshold": alpha}
+    name = "ward-quick" if args.quick else "ward"
+    (RESULTS / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(
+        "# Ward benchmark (`python benchmarks/ward.py`)\n\n" + table + "\n")
+    print(f"\nwrote {RESULTS / (name + '.json')} and {RESULTS / (name + '.md')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,742 @@
+"""The offline evaluation of paper section 5: every model on every case, per user.
+
+:func:`evaluate` walks the protocol's test days (:mod:`~pinnersage.evaluation.protocol`), builds
+each model's queries from the user's history (Algorithm 2 for PinnerSage models, the last item or
+the decay-weighted average for the baselines), retrieves each model's candidates for every budget
+by exact search, and measures recall, relevance, diversity, the ranking task and the next-action
+study (Table 1). Results are kept per user, so lifts carry bootstrap intervals
+(:mod:`~pinnersage.evaluation.report`).
+
+Fast path: for one chunk of cases and one model, all queries form one matrix, scored against the
+whole catalog with one product (the catalogs here have thousands of items, where exact search is
+both exact and fast), then every case's candidates are assembled by the retrieval strategy. Its
+slow twin is the product's own :class:`~pinnersage.retrieval.Recommender` over an
+:class:`~pinnersage.retrieval.ExactIndex`, one profile at a time; a test checks they agree.
+
+Candidate assembly (the strategy of :class:`~pinnersage.params.RetrievalParams`): the
+decay-average query, when it has a share, takes ``round(share * budget)`` candidates first; the
+selected clusters share the rest, equally (``floor(rest / e)`` each, the paper's rule) or in
+proportion to importance (largest remainder); each query takes its best items that are neither
+already engaged with by the user nor taken by an earlier query. A profile without clusters falls
+back to the decay-average query when the strategy has one, else to the most popular items.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol as TypingProtocol
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from pinnersage.core.importance import action_weights
+from pinnersage.core.medoid import _summarise
+from pinnersage.core.profile import cluster_labels
+from pinnersage.core.ward import _cut, _distance_matrix, _nn_chain
+from pinnersage.errors import DataFormatError
+from pinnersage.evaluation import metrics as M
+from pinnersage.evaluation.models import ModelSpec
+from pinnersage.evaluation.protocol import (
+    EncodedLog,
+    EvalCase,
+    Protocol,
+    encode_log,
+    per_user_cases,
+    per_user_training_mask,
+    walk_forward_cases,
+)
+from pinnersage.params import ProfileParams
+
+__all__ = ["CaseProfile", "Embedder", "EvalResult", "VectorSet", "case_profiles",
+           "evaluate", "quotas", "select_clusters"]
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+class VectorSet(TypingProtocol):
+    """What the evaluation needs of an item catalog (``ItemCatalog`` has it)."""
+
+    item_ids: np.ndarray
+    vectors: np.ndarray
+
+
+#: Fits item vectors on a ``user_id, item_id, timestamp`` frame: ``(frame, kind, dim, seed)``.
+Embedder = Callable[[pd.DataFrame, str, int, int], VectorSet]
+
+
+# ---------------------------------------------------------------------------------------------
+# Profiles from one merge tree
+
+
+@dataclass(frozen=True, slots=True)
+class CaseProfile:
+    """A profile as arrays, clusters sorted by importance (as ``build_profile`` orders them)."""
+
+    medoid_rows: IntArray          # rows of the history matrix
+    importance: FloatArray
+    centroid: FloatArray           # (c, d), not normalised
+    size: IntArray
+
+    def __len__(self) -> int:
+        return int(self.medoid_rows.shape[0])
+
+
+def _profile_key(p: ProfileParams) -> tuple[Any, ...]:
+    return (p.method, float(p.distance_threshold), bool(p.keep_singletons),
+            float(p.decay_per_day), int(p.kmeans_clusters))
+
+
+def case_profiles(x: FloatArray, t: IntArray, now_s: float, params: Sequence[ProfileParams],
+                  rng: np.random.Generator) -> dict[tuple[Any, ...], CaseProfile]:
+    """Algorithm 2 for several parameter sets over one history, sharing one Ward tree.
+
+    ``x`` and ``t`` are the history in time order, already capped. Equal to ``build_profile``
+    cluster for cluster (a test checks it).
+    """
+    out: dict[tuple[Any, ...], CaseProfile] = {}
+    n = x.shape[0]
+    tree = None
+    labels_cache: dict[tuple[Any, ...], tuple[IntArray, int]] = {}
+    for p in params:
+        key = _profile_key(p)
+        if key in out:
+            continue
+        lkey = (p.method, float(p.distance_threshold), bool(p.keep_singletons),
+                int(p.kmeans_clusters))
+        if lkey not in labels_cache:
+            if p.method == "ward" and n > 1:
+                if tree is None:
+                    left, right, height, _ = _nn_chain(_distance_matrix(x))
+                    tree = (left, right, height)
+                labels, c = _cut(n, tree[0], tree[1], tree[2], float(p.distance_threshold),
+                                 bool(p.keep_singletons))
+                labels_cache[lkey] = (labels, int(c))
+            else:
+                labels_cache[lkey] = cluster_labels(x, p, rng)
+        labels, c = labels_cache[lkey]
+        if c == 0:
+            out[key] = CaseProfile(np.zeros(0, np.int64), np.zeros(0), np.zeros((0, x.shape[1])),
+                                   np.zeros(0, np.int64))
+            continue
+        w = action_weights(t, now_s, p.decay_per_day)
+        rows, sizes, imps, _, centroids = _summarise(x, labels, c, t.astype(np.float64), w)
+        rank = np.argsort(-imps, kind="stable")
+        out[key] = CaseProfile(rows[rank], imps[rank], centroids[rank], sizes[rank])
+    return out
+
+
+def select_clusters(importance: FloatArray, k: int, selection: str,
+                    rng: np.random.Generator | None) -> IntArray:
+    """Indices of the clusters that query the index, as ``sample_medoids``/``top_medoids``."""
+    c = importance.shape[0]
+    if c <= k or selection == "top":
+        return np.arange(min(c, k))
+    positive = int(np.count_nonzero(importance > 0))
+    if positive == 0:
+        return np.arange(k)
+    draws = min(k, positive)
+    assert rng is not None
+    chosen = rng.choice(c, size=draws, replace=False, p=importance / importance.sum())
+    if draws < k:
+        zero = np.flatnonzero(importance <= 0)[: k - draws]
+        chosen = np.concatenate([chosen, zero])
+    return np.asarray(chosen, np.int64)
+
+
+def quotas(budget: int, weights: FloatArray, rule: str) -> IntArray:
+    """Split ``budget`` between queries: equal ``floor(budget / e)``, or by weight."""
+    e = weights.shape[0]
+    if e == 0:
+        return np.zeros(0, np.int64)
+    if rule == "equal":
+        return np.full(e, budget // e, np.int64)
+    total = float(weights.sum())
+    share = weights / total if total > 0 else np.full(e, 1.0 / e)
+    raw = budget * share
+    base = np.floor(raw).astype(np.int64)
+    left = budget - int(base.sum())
+    if left > 0:
+        order = np.argsort(-(raw - base), kind="stable")[:left]
+        base[order] += 1
+    return base
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-chunk retrieval
+
+
+@dataclass
+class _Space:
+    """One embedding as the evaluation uses it, mapped onto the log's item codes."""
+
+    vectors: npt.NDArray[np.float32]      # (n, d) unit rows
+    row_of: IntArray                       # (n_global,) catalog row of each item code, -1
+    code_of: IntArray                      # (n,) item code of each row, -1 if not in the log
+
+    @classmethod
+    def build(cls, vs: VectorSet, log: EncodedLog) -> _Space:
+        vectors = np.ascontiguousarray(vs.vectors, dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1)
+        if not np.allclose(norms, 1.0, atol=1e-3):
+            vectors = (vectors / np.where(norms > 0, norms, 1.0)[:, None]).astype(np.float32)
+        rows = _rows_of(vs, log.item_ids)
+        code_of = np.full(vectors.shape[0], -1, np.int64)
+        ok = rows >= 0
+        code_of[rows[ok]] = np.flatnonzero(ok)
+        return cls(vectors, rows, code_of)
+
+
+def _rows_of(vs: VectorSet, ids: np.ndarray) -> IntArray:
+    rows_fn = getattr(vs, "rows", None)
+    if callable(rows_fn):
+        return np.asarray(rows_fn(ids, missing="mask"), np.int64)
+    index = pd.Index(np.asarray(vs.item_ids))
+    got = index.get_indexer(pd.Index(ids))
+    if (got < 0).all():
+        got = pd.Index(np.asarray(vs.item_ids).astype(str)).get_indexer(
+            pd.Index(np.asarray(ids).astype(str)))
+    return np.asarray(got, np.int64)
+
+
+@dataclass
+class _CaseData:
+    x: FloatArray          # history vectors (model space), time order, capped
+    t: IntArray
+    seen_rows: IntArray    # model rows the user engaged with before the day
+    profiles: dict[tuple[Any, ...], CaseProfile]
+    n_actions: int
+
+
+@dataclass
+class _Plan:
+    """One model's queries for a chunk of cases."""
+
+    vectors: list[FloatArray] = field(default_factory=list)   # per query
+    case: list[int] = field(default_factory=list)             # local case index per query
+    weight: list[float] = field(default_factory=list)         # importance (quota by importance)
+    is_da: list[bool] = field(default_factory=list)           # decay-average query
+    popular: list[bool] = field(default_factory=list)         # per case: popular fallback
+    n_clusters: list[int] = field(default_factory=list)       # per case
+
+
+def _decay_avg(x: FloatArray, t: IntArray, now_s: float, lam: float) -> FloatArray:
+    avg = action_weights(t, now_s, lam) @ x
+    norm = float(np.linalg.norm(avg))
+    return avg / norm if norm > 0 else avg
+
+
+def _plan(model: ModelSpec, cases: list[EvalCase], data: list[_CaseData],
+          rng_of: Callable[[int], np.random.Generator]) -> _Plan:
+    plan = _Plan()
+    for j, (case, cd) in enumerate(zip(cases, data, strict=True)):
+        if model.kind == "last_item":
+            qs = [(cd.x[-1], 1.0, False)]
+            n_c = 1
+        elif model.kind == "decay_average":
+            qs = [(_decay_avg(cd.x, cd.t, case.day_s, model.decay_per_day), 1.0, True)]
+            n_c = 1
+        else:
+            r = model.retrieval
+            prof = cd.profiles[_profile_key(model.profile)]
+            n_c = len(prof)
+            qs = []
+            if r.decay_average_share > 0:
+                qs.append((_decay_avg(cd.x, cd.t, case.day_s, model.profile.decay_per_day),
+                           0.0, True))
+            if n_c:
+                need_rng = r.selection == "sample" and n_c > r.clusters_per_request
+                sel = select_clusters(prof.importance, r.clusters_per_request, r.selection,
+                                      rng_of(j) if need_rng else None)
+                for k in sel:
+                    if r.query == "centroid":
+                        v = prof.centroid[k]
+                        v = v / max(float(np.linalg.norm(v)), 1e-12)
+                    else:
+                        v = cd.x[prof.medoid_rows[k]]
+                    qs.append((v, float(prof.importance[k]), False))
+        plan.popular.append(not qs)
+        plan.n_clusters.append(n_c)
+        for v, w, da in qs:
+            plan.vectors.append(np.asarray(v, np.float64))
+            plan.case.append(j)
+            plan.weight.append(w)
+            plan.is_da.append(da)
+    return plan
+
+
+def _assemble(order_rows: IntArray, top: IntArray, quota: IntArray, n_items: int,
+              budget: int, popular: IntArray, seen: IntArray) -> IntArray:
+    """One case's candidates (model rows), padded with -1 to ``budget``."""
+    out = np.full(budget, -1, np.int64)
+    if order_rows.shape[0] == 0:
+        mask = np.ones(n_items, bool)
+        mask[seen] = False
+        pop = popular[mask[popular]][:budget]
+        out[: pop.shape[0]] = pop
+        return out
+    taken = np.zeros(n_items, bool)
+    filled = 0
+    for r, q in zip(order_rows.tolist(), quota.tolist(), strict=True):
+        if q <= 0:
+            continue
+        row = top[r]
+        row = row[row >= 0]
+        fresh = row[~taken[row]][:q]
+        taken[fresh] = True
+        out[filled:filled + fresh.shape[0]] = fresh
+        filled += fresh.shape[0]
+    return out
+
+
+def _retrieve(model: ModelSpec, plan: _Plan, data: list[_CaseData], space: _Space,
+              budgets: Sequence[int], popular: IntArray, rank_items: IntArray,
+              ) -> tuple[dict[int, IntArray], FloatArray]:
+    """Candidates per budget ((cases, budget) model rows) and ranking scores (cases, items).
+
+    ``rank_items`` (cases, m) holds model rows to score (-1: none); scores are the best cosine
+    over the case's queries (-inf when it has none).
+    """
+    n_cases = len(data)
+    n_items = space.vectors.shape[0]
+    b_max = max(budgets)
+    out = {b: np.full((n_cases, b), -1, np.int64) for b in budgets}
+    rank_scores = np.full(rank_items.shape, -np.inf)
+    if plan.vectors:
+        q = np.vstack(plan.vectors).astype(np.float32)
+        s = q @ space.vectors.T
+        qcase = np.asarray(plan.case, np.int64)
+        # ranking scores before excluding seen items
+        safe = np.where(rank_items < 0, 0, rank_items)
+        per_q = np.take_along_axis(s, safe[qcase], axis=1)
+        has_q, first_q = np.unique(qcase, return_index=True)  # qcase is non-decreasing
+        rank_scores[has_q] = np.maximum.reduceat(per_q, first_q, axis=0)
+        rank_scores[rank_items < 0] = -np.inf
+        # exclude what the user already engaged with
+        lens = np.array([data[c].seen_rows.shape[0] for c in plan.case], np.int64)
+        if lens.sum():
+            rr = np.repeat(np.arange(q.shape[0]), lens)
+            cc = np.concatenate([data[c].seen_rows for c in plan.case])
+            s[rr, cc] = -np.inf
+        m = min(b_max, n_items)
+        if m < n_items:
+            part = np.argpartition(-s, m - 1, axis=1)[:, :m]
+        else:
+            part = np.tile(np.arange(n_items), (q.shape[0], 1))
+        ps = np.take_along_axis(s, part, axis=1)
+        order = np.argsort(-ps, axis=1, kind="stable")
+        top = np.take_along_axis(part, order, axis=1)
+        top[np.take_along_axis(ps, order, axis=1) == -np.inf] = -1
+    else:
+        top = np.zeros((0, 0), np.int64)
+        qcase = np.zeros(0, np.int64)
+    weight = np.asarray(plan.weight)
+    is_da = np.asarray(plan.is_da, bool)
+    starts = np.searchsorted(qcase, np.arange(n_cases + 1))
+    r = model.retrieval
+    for j in range(n_cases):
+        rows = np.arange(starts[j], starts[j + 1])
+        da_rows = rows[is_da[rows]]
+        cl_rows = rows[~is_da[rows]]
+        for b in budgets:
+            if model.kind != "pinnersage":
+                qu = np.array([b] * rows.shape[0], np.int64)
+                order_rows = rows
+            else:
+                n_da = 0
+                if da_rows.shape[0]:
+                    n_da = b if cl_rows.shape[0] == 0 else int(math.floor(
+                        r.decay_average_share * b + 0.5))
+                qc = quotas(b - n_da, weight[cl_rows], r.quota)
+                order_rows = np.concatenate([da_rows, cl_rows])
+                qu = np.concatenate([np.full(da_rows.shape[0], n_da, np.int64), qc])
+            out[b][j] = _assemble(order_rows, top, qu, n_items, b, popular,
+                                  data[j].seen_rows)
+    return out, rank_scores
+
+
+# ---------------------------------------------------------------------------------------------
+# The evaluation
+
+
+@dataclass
+class EvalResult:
+    """Everything measured, per user, ready for :mod:`~pinnersage.evaluation.report`.
+
+    Attributes
+    ----------
+    protocol : Protocol
+    models : list of ModelSpec
+    per_user : pandas.DataFrame
+        One row per (user, model, budget): recall, recall_all, relevance, diversity, and the
+        budget-independent r_precision, reciprocal_rank (uniform negatives) and
+        r_precision_popular, reciprocal_rank_popular (popularity-sampled negatives).
+    users : pandas.DataFrame
+        One row per evaluated user: cases, mean history length, mean clusters of ``pinnersage``,
+        the diversity of the user's own actions.
+    next_action : pandas.DataFrame
+        One row per user: next-action accuracy of each Table 1 model.
+    info : dict
+        Counts and fingerprints for the protocol record.
+    """
+
+    protocol: Protocol
+    models: list[ModelSpec]
+    per_user: pd.DataFrame
+    users: pd.DataFrame
+    next_action: pd.DataFrame
+    info: dict[str, Any]
+
+
+def _default_embedder(frame: pd.DataFrame, kind: str, dim: int, seed: int) -> VectorSet:
+    from pinnersage.embed import build_embeddings  # type: ignore[attr-defined]
+
+    return build_embeddings(frame, kind=kind, dim=dim, seed=seed)  # type: ignore[no-any-return]
+
+
+def _relevance_matrix(vectors: npt.NDArray[np.float32], threshold: float) -> npt.NDArray[np.bool_]:
+    n = vectors.shape[0]
+    out = np.empty((n, n), bool)
+    for s in range(0, n, 2048):
+        out[s:s + 2048] = (vectors[s:s + 2048] @ vectors.T) >= threshold - 1e-6
+    return out
+
+
+def _negatives(case: EvalCase, n_pos: int, k: int, pool: IntArray, p: FloatArray | None,
+               rng: np.random.Generator) -> IntArray:
+    """``n_pos * k`` item codes from ``pool``, never the user's targets or seen items."""
+    banned = np.concatenate([case.targets, case.seen])
+    ok = ~np.isin(pool, banned)
+    cand = pool[ok]
+    if cand.shape[0] == 0:
+        return np.full(n_pos * k, -1, np.int64)
+    if p is None:
+        return np.asarray(rng.choice(cand, size=n_pos * k, replace=True), np.int64)
+    pp = p[ok]
+    pp = pp / pp.sum()
+    return np.asarray(rng.choice(cand, size=n_pos * k, replace=True, p=pp), np.int64)
+
+
+def evaluate(actions: pd.DataFrame | EncodedLog, models: Sequence[ModelSpec],
+             protocol: Protocol | None = None, *, embeddings: VectorSet | None = None,
+             reference: VectorSet | None = None, embedder: Embedder | None = None,
+             progress: bool = True) -> EvalResult:
+    """Run the offline evaluation.
+
+    Parameters
+    ----------
+    actions : pandas.DataFrame or EncodedLog
+        ``user_id, item_id, timestamp`` (an ``ActionLog.frame``).
+    models : sequence of ModelSpec
+        Must include ``last_item`` (the reference of every lift).
+    protocol : Protocol, optional
+    embeddings : VectorSet, optional
+        Fixed item vectors the models retrieve with; without them the protocol's embedding kind
+        is fit on the data before the first test day (and refit every N days if asked).
+    reference : VectorSet, optional
+        The fixed embedding relevance is measured in; by default the protocol's reference kind,
+        fit on the data before the first test day.
+    embedder : callable, optional
+        ``(frame, kind, dim, seed) -> VectorSet``; defaults to :mod:`pinnersage.embed`.
+    progress : bool
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    EvalResult
+    """
+    from tqdm.auto import tqdm
+
+    proto = protocol if protocol is not None else Protocol()
+    log = actions if isinstance(actions, EncodedLog) else encode_log(actions)
+    names = [m.name for m in models]
+    if "last_item" not in names:
+        raise DataFormatError("the models must include 'last_item', the reference of every lift")
+    fit = embedder if embedder is not None else _default_embedder
+    rng_root = np.random.default_rng(proto.seed)
+    users = None
+    if proto.max_users is not None and proto.max_users < log.user_ids.shape[0]:
+        users = np.sort(rng_root.choice(log.user_ids.shape[0], proto.max_users, replace=False))
+
+    # --- cases and the data each embedding may be fit on
+    if proto.split == "day":
+        days = walk_forward_cases(log, proto, users)
+        first_day = days[0][0]
+        fit_mask = log.time < first_day
+        epochs: list[tuple[np.ndarray, list[EvalCase]]] = []
+        every = proto.refit_every or len(days)
+        for s in range(0, len(days), every):
+            block = days[s:s + every]
+            epochs.append((log.time < block[0][0], [c for _, cs in block for c in cs]))
+    else:
+        fit_mask = per_user_training_mask(log)
+        epochs = [(fit_mask, per_user_cases(log, proto, users))]
+    n_cases_total = sum(len(cs) for _, cs in epochs)
+    if n_cases_total == 0:
+        raise DataFormatError("no user has both a history and actions on a test day")
+    fit_frame = log.frame(fit_mask)
+    if reference is None:
+        reference = fit(fit_frame, proto.reference_kind, proto.reference_dim, proto.seed)
+    ref = _Space.build(reference, log)
+    relevant = _relevance_matrix(ref.vectors, proto.relevance_cosine)
+    train_counts = np.bincount(log.item[fit_mask], minlength=log.item_ids.shape[0])
+
+    # --- negatives of the ranking task: per case, shared by every model (paired)
+    pool = np.flatnonzero(ref.row_of >= 0)
+    pop_p = train_counts[pool].astype(np.float64) + 1.0   # add-one: items unseen in training
+
+    profile_params = [m.profile for m in models if m.kind == "pinnersage"]
+    max_actions = max([p.max_actions_per_user for p in profile_params] or [5000])
+    budgets = proto.budgets
+    records: list[dict[str, Any]] = []
+    user_rows: list[dict[str, Any]] = []
+    na_rows: list[dict[str, Any]] = []
+    model_index = {m.name: i for i, m in enumerate(models)}
+    default_ps = next((m for m in models if m.name == "pinnersage"), None)
+    bar = tqdm(total=n_cases_total, desc="evaluate", unit="case", disable=not progress,
+               leave=False)
+    case_counter = 0
+    chunk = 256
+    for epoch_mask, cases in epochs:
+        if embeddings is not None:
+            space = _Space.build(embeddings, log)
+        elif proto.embedding_kind == proto.reference_kind and proto.embedding_dim == \
+                proto.reference_dim and epoch_mask is fit_mask:
+            space = ref
+        else:
+            space = _Space.build(fit(log.frame(epoch_mask), proto.embedding_kind,
+                                     proto.embedding_dim, proto.seed), log)
+        counts_model = np.zeros(space.vectors.shape[0])
+        known = space.code_of >= 0
+        counts_model[known] = np.bincount(log.item[epoch_mask],
+                                          minlength=log.item_ids.shape[0])[space.code_of[known]]
+        popular = np.argsort(-counts_model, kind="stable").astype(np.int64)
+        for c0 in range(0, len(cases), chunk):
+            part = cases[c0:c0 + chunk]
+            base_idx = case_counter
+            case_counter += len(part)
+            data: list[_CaseData] = []
+            keep_cases: list[EvalCase] = []
+            for ci, case in enumerate(part):
+                rows = space.row_of[case.hist_items]
+                ok = rows >= 0
+                if not ok.any():
+                    continue
+                x = space.vectors[rows[ok]].astype(np.float64)
+                t = case.hist_time[ok]
+                if x.shape[0] > max_actions:
+                    x, t = x[-max_actions:], t[-max_actions:]
+                crng = np.random.default_rng([proto.seed, base_idx + ci, 10**6])
+                profs = case_profiles(x, t, float(case.day_s), profile_params, crng)
+                seen = space.row_of[case.seen]
+                data.append(_CaseData(x, t, seen[seen >= 0], profs, int(x.shape[0])))
+                keep_cases.append(case)
+            bar.update(len(part))
+            if not keep_cases:
+                continue
+            nloc = len(keep_cases)
+            # --- targets (reference vocabulary) and ranking items (codes)
+            tgt_case, tgt_code, tgt_new = [], [], []
+            pos_case, pos_code, neg_u, neg_p = [], [], [], []
+            for j, case in enumerate(keep_cases):
+                tg = case.targets[ref.row_of[case.targets] >= 0]
+                new = ~np.isin(tg, case.seen)
+                tgt_case.append(np.full(tg.shape[0], j))
+                tgt_code.append(tg)
+                tgt_new.append(new)
+                pos = tg[new & (space.row_of[tg] >= 0)]
+                if pos.shape[0]:
+                    nrng = np.random.default_rng([proto.seed, base_idx + j, 7])
+                    pos_case.append(np.full(pos.shape[0], j))
+                    pos_code.append(pos)
+                    neg_u.append(_negatives(case, pos.shape[0], proto.negatives, pool, None,
+                                            nrng).reshape(pos.shape[0], proto.negatives))
+                    neg_p.append(_negatives(case, pos.shape[0], proto.negatives, pool, pop_p,
+                                            nrng).reshape(pos.shape[0], proto.negatives))
+            t_case = np.concatenate(tgt_case).astype(np.int64)
+            t_code = np.concatenate(tgt_code).astype(np.int64)
+            t_new = np.concatenate(tgt_new).astype(bool)
+            t_ref = ref.row_of[t_code]
+            p_case = np.concatenate(pos_case).astype(np.int64) if pos_case else np.zeros(0, int)
+            p_code = np.concatenate(pos_code).astype(np.int64) if pos_code else np.zeros(0, int)
+            nu = np.vstack(neg_u) if neg_u else np.zeros((0, proto.negatives), int)
+            npop = np.vstack(neg_p) if neg_p else np.zeros((0, proto.negatives), int)
+            # rank items per case: positives then negatives (model rows), padded
+            per_case_items: list[list[IntArray]] = [[] for _ in range(nloc)]
+            for arr_case, arr in ((p_case, p_code[:, None]), (p_case, nu), (p_case, npop)):
+                for j in np.unique(arr_case):
+                    per_case_items[j].append(arr[arr_case == j].reshape(-1))
+            width = max([sum(a.shape[0] for a in lst) for lst in per_case_items] + [1])
+            rank_codes = np.full((nloc, width), -1, np.int64)
+            for j, lst in enumerate(per_case_items):
+                if lst:
+                    flat = np.concatenate(lst)
+                    rank_codes[j, :flat.shape[0]] = flat
+            rank_rows = np.where(rank_codes >= 0, space.row_of[np.maximum(rank_codes, 0)], -1)
+            # offsets of positives / negatives inside each case's rank row
+            n_pos_case = np.bincount(p_case, minlength=nloc)
+            pos_off = np.concatenate([np.arange(c) for c in n_pos_case]) if p_case.size else \
+                np.zeros(0, int)
+            order_pc = np.argsort(p_case, kind="stable")
+            # p_case is ascending already (built case by case)
+            assert np.array_equal(order_pc, np.arange(p_case.shape[0]))
+            k_neg = proto.negatives
+            own_div = M.mean_pairwise_diversity(
+                np.concatenate([ref.vectors[np.unique(ref.row_of[c.hist_items][
+                    ref.row_of[c.hist_items] >= 0])] for c in keep_cases]).astype(np.float64),
+                np.concatenate([np.full(np.unique(ref.row_of[c.hist_items][
+                    ref.row_of[c.hist_items] >= 0]).shape[0], j) for j, c in
+                    enumerate(keep_cases)]).astype(np.int64), nloc)
+
+            def rng_of_factory(model_i: int) -> Callable[[int], np.random.Generator]:
+                def rng_of(j: int) -> np.random.Generator:
+                    return np.random.default_rng([proto.seed, base_idx + j, model_i])
+                return rng_of
+
+            default_clusters = np.zeros(nloc)
+            for model in models:
+                mi = model_index[model.name]
+                plan = _plan(model, keep_cases, data, rng_of_factory(mi))
+                if model is default_ps:
+                    default_clusters = np.asarray(plan.n_clusters, np.float64)
+                cands, rscores = _retrieve(model, plan, data, space, budgets, popular, rank_rows)
+                # ranking metrics (budget independent)
+                rk = {}
+                if p_case.size:
+                    base_cols = n_pos_case[p_case]
+                    pos_s = rscores[p_case, pos_off]
+                    col_u = base_cols[:, None] + pos_off[:, None] * k_neg + np.arange(k_neg)
+                    col_p = col_u + n_pos_case[p_case][:, None] * k_neg
+                    neg_su = np.take_along_axis(rscores[p_case], col_u, axis=1)
+                    neg_sp = np.take_along_axis(rscores[p_case], col_p, axis=1)
+                    top_u, rr_u, r_u = M.ranking_metrics(pos_s, neg_su, p_case, nloc)
+                    top_p, rr_p, _ = M.ranking_metrics(pos_s, neg_sp, p_case, nloc)
+                    rk = {"rank_top": top_u, "rank_rr": rr_u, "rank_r": r_u,
+                          "rankp_top": top_p, "rankp_rr": rr_p}
+                for b in budgets:
+                    cr = cands[b]
+                    codes = np.where(cr >= 0, space.code_of[np.maximum(cr, 0)], -1)
+                    hits = M.candidate_hits(codes, t_case, t_code, log.item_ids.shape[0])
+                    cref = np.where(codes >= 0, ref.row_of[np.maximum(codes, 0)], -1)
+                    rel = M.candidate_relevance(cref, t_case, t_ref, relevant)
+                    valid = cref >= 0
+                    grp = np.repeat(np.arange(nloc), cref.shape[1])[valid.reshape(-1)]
+                    div = M.mean_pairwise_diversity(
+                        ref.vectors[cref[valid]].astype(np.float64), grp, nloc)
+                    sums = {
+                        "hits_new": np.bincount(t_case, weights=hits & t_new, minlength=nloc),
+                        "n_new": np.bincount(t_case, weights=t_new, minlength=nloc),
+                        "hits_all": np.bincount(t_case, weights=hits, minlength=nloc),
+                        "n_all": np.bincount(t_case, minlength=nloc),
+                        "rel": np.bincount(t_case, weights=rel, minlength=nloc),
+                        "n_cand": (cr >= 0).sum(axis=1),
+                    }
+                    for j, case in enumerate(keep_cases):
+                        rec = {"user": case.user, "model": model.name, "budget": b,
+                               "diversity": div[j]}
+                        for key, arr in sums.items():
+                            rec[key] = float(arr[j])
+                        for key, arr in rk.items():
+                            rec[key] = float(arr[j])
+                        records.append(rec)
+            # --- next-action study (Table 1), in the model space
+            for j, (case, cd) in enumerate(zip(keep_cases, data, strict=True)):
+                nxt = space.row_of[case.first_target]
+                user_rows.append({"user": case.user, "n_actions": cd.n_actions,
+                                  "n_clusters": default_clusters[j],
+                                  "own_diversity": own_div[j]})
+                if nxt < 0 or ref.row_of[case.first_target] < 0:
+                    continue
+                y = space.vectors[nxt].astype(np.float64)
+                thr = proto.relevance_cosine - 1e-9
+                cos_hist = cd.x @ y
+                krng = np.random.default_rng([proto.seed, base_idx + j, 3])
+                k3 = _kmeans_oracle(cd.x, 3, krng) @ y
+                row = {"user": case.user,
+                       "last_item": float(cos_hist[-1] >= thr),
+                       "decay_average": float(_decay_avg(cd.x, cd.t, case.day_s, 0.01) @ y >= thr),
+                       "kmeans3_oracle": float(k3.max() >= thr),
+                       "best_past_item_oracle": float(cos_hist.max() >= thr)}
+                if default_ps is not None:
+                    prof = cd.profiles[_profile_key(default_ps.profile)]
+                    if len(prof):
+                        med = cd.x[prof.medoid_rows[: default_ps.retrieval.clusters_per_request]]
+                        row["pinnersage_top_medoids"] = float((med @ y).max() >= thr)
+                        row["pinnersage_all_medoids_oracle"] = float(
+                            (cd.x[prof.medoid_rows] @ y).max() >= thr)
+                    else:
+                        row["pinnersage_top_medoids"] = 0.0
+                        row["pinnersage_all_medoids_oracle"] = 0.0
+                na_rows.append(row)
+    bar.close()
+    per_case = pd.DataFrame.from_records(records)
+    sum_cols = [c for c in per_case.columns if c not in ("user", "model", "budget", "diversity")]
+    grouped = per_case.groupby(["user", "model", "budget"], sort=True)
+    per_user = grouped[sum_cols].sum()
+    per_user["diversity"] = grouped["diversity"].mean()
+    per_user["n_cases"] = grouped.size()
+    per_user = per_user.reset_index()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pu = pd.DataFrame({
+            "user": log.user_ids[per_user["user"].to_numpy()],
+            "model": per_user["model"], "budget": per_user["budget"],
+            "recall": np.where(per_user["n_new"] > 0, per_user["hits_new"] / per_user["n_new"],
+                               np.nan),
+            "recall_all": np.where(per_user["n_all"] > 0,
+                                   per_user["hits_all"] / per_user["n_all"], np.nan),
+            "relevance": np.where(per_user["n_all"] > 0, per_user["rel"] / per_user["n_all"],
+                                  np.nan),
+            "diversity": per_user["diversity"],
+            "n_targets": per_user["n_all"], "n_new_targets": per_user["n_new"],
+            "n_cases": per_user["n_cases"], "n_candidates": per_user["n_cand"] /
+            per_user["n_cases"],
+        })
+        if "rank_r" in per_user:
+            r = per_user["rank_r"].fillna(0)
+            pu["r_precision"] = np.where(r > 0, per_user["rank_top"] / r, np.nan)
+            pu["reciprocal_rank"] = np.where(r > 0, per_user["rank_rr"] / r, np.nan)
+            pu["r_precision_popular"] = np.where(r > 0, per_user["rankp_top"] / r, np.nan)
+            pu["reciprocal_rank_popular"] = np.where(r > 0, per_user["rankp_rr"] / r, np.nan)
+    users_df = pd.DataFrame.from_records(user_rows).groupby("user").agg(
+        n_cases=("n_actions", "size"), n_actions=("n_actions", "mean"),
+        n_clusters=("n_clusters", "mean"), own_diversity=("own_diversity", "mean")).reset_index()
+    users_df["user"] = log.user_ids[users_df["user"].to_numpy()]
+    na = pd.DataFrame.from_records(na_rows)
+    if len(na):
+        na = na.groupby("user").mean().reset_index()
+        na["user"] = log.user_ids[na["user"].to_numpy()]
+    info = {
+        "n_actions": len(log), "n_users": int(log.user_ids.shape[0]),
+        "n_items": int(log.item_ids.shape[0]), "n_cases": int(n_cases_total),
+        "n_cases_evaluated": int(per_case.loc[per_case["model"] == "last_item"].shape[0]
+                                 // max(len(budgets), 1)),
+        "n_users_evaluated": int(users_df.shape[0]),
+        "fit_actions": int(fit_mask.sum()),
+        "fit_last_timestamp": int(log.time[fit_mask].max()) if fit_mask.any() else None,
+        "first_test_day": int(min(c.day_s for _, cs in epochs for c in cs))
+        if n_cases_total else None,
+        "test_days": sorted({int(c.day_s) for _, cs in epochs for c in cs}),
+        "reference_items": int((ref.code_of >= 0).sum()),
+        "model_items": int(space.vectors.shape[0]),
+        "embedding_version": getattr(embeddings, "embedding_version", None),
+        "reference_version": getattr(reference, "embedding_version", None),
+    }
+    return EvalResult(proto, list(models), pu, users_df, na, info)
+
+
+def _kmeans_oracle(x: FloatArray, k: int, rng: np.random.Generator) -> FloatArray:
+    """Unit-normalised k-means centroids of the history (the Table 1 k-means oracle)."""
+    from scipy.cluster.vq import kmeans2
+
+    uniq = np.unique(x, axis=0)
+    if uniq.shape[0] <= k:
+        c = uniq
+    else:
+        c, _ = kmeans2(x, k, minit="++", seed=rng)
+    norms = np.linalg.norm(c, axis=1, keepdims=True)
+    return np.asarray(c / np.where(norms > 0, norms, 1.0))
+
+

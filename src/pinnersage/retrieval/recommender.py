@@ -1,0 +1,399 @@
+"""Candidate retrieval from a profile (paper section 3.5): sample medoids, query the ANN, blend.
+
+A request picks ``e`` of the user's clusters (``RetrievalParams.selection``: sampled without
+replacement in proportion to importance, as in the paper, or the ``e`` most important), splits the
+budget of ``k`` candidates between them, queries the index once per cluster (with the medoid's
+vector, cached by medoid id across users, paper section 3.7; or with the cluster's centroid, not
+cacheable), and merges the lists.
+
+Budget rules (all deterministic given the drawn clusters):
+
+* ``decay_average_share`` s > 0 gives ``floor(k * s)`` candidates to one extra query with the
+  profile's decay-weighted average vector; the clusters share the rest, ``k_c``.
+* ``quota = "equal"``: each of the e' = min(e, clusters in the profile) chosen clusters gets
+  ``floor(k_c / e')``; the remainder ``k_c mod e'`` goes one each to the first chosen clusters
+  (draw order for ``sample``, importance order for ``top``). The paper's ``k = 399, e = 3`` gives
+  133 each; ``k = 400`` gives 134, 133, 133.
+* ``quota = "importance"``: in proportion to the chosen clusters' importances, rounded by largest
+  remainder (ties: earlier chosen cluster first); equal when every importance is zero.
+
+Merging: an item retrieved for several clusters is kept once, with its best score and that
+cluster as its source. Items in ``exclude_item_ids`` (the caller passes the user's own item ids)
+are dropped when ``exclude_seen`` is on. When exclusions or duplicates eat into a cluster's quota,
+that cluster's list is fetched again twice as deep (each list is first fetched ``quota + 25%``
+deep), until the quota is met or the whole index was read; whatever a cluster still cannot fill is
+filled with the best remaining items of the others, so the user gets ``k`` candidates whenever the
+index holds that many unseen items. Candidates are returned best score first.
+
+An empty profile (no clusters: a new user, or every action a dropped singleton) falls back to
+``popular_item_ids`` given to the recommender (see :func:`popular_items`), in their order, minus
+the excluded items, with ``source = "popular"``; without them it returns an empty list.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+import numpy.typing as npt
+
+from pinnersage.core.profile import InterestCluster, InterestProfile, ItemId
+from pinnersage.core.sampling import sample_medoids, top_medoids
+from pinnersage.errors import ConfigError, EmbeddingVersionMismatchError
+from pinnersage.params import RetrievalParams
+from pinnersage.retrieval.cache import LruCache, NeighborCache, NeighborList
+from pinnersage.retrieval.index import AnnIndex, check_k, check_queries
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pinnersage.catalog import ItemCatalog
+
+__all__ = ["Candidate", "Recommender", "popular_items"]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One retrieved item and the interest it came from ("because you liked X")."""
+
+    item_id: ItemId
+    #: Cosine similarity to the query of its source (higher is better). For ``popular``
+    #: candidates a rank score in (0, 1] that keeps their popularity order.
+    score: float
+    #: The medoid item of the cluster that retrieved it; None for the decay-average query and
+    #: the popular fallback.
+    source_item_id: ItemId | None
+    #: ``"medoid"``, ``"centroid"``, ``"decay_average"`` or ``"popular"``.
+    source: str
+
+
+class _Source:
+    """One query of a request (internal)."""
+
+    __slots__ = ("cacheable", "depth", "kind", "lst", "medoid", "quota", "vector")
+
+    def __init__(self, kind: str, medoid: ItemId | None, quota: int, depth: int,
+                 vector: npt.NDArray[np.float32] | None = None) -> None:
+        self.kind = kind
+        self.medoid = medoid
+        self.quota = quota
+        self.depth = depth
+        self.vector = vector
+        self.cacheable = kind == "medoid"
+        self.lst: NeighborList | None = None
+
+
+def _first_depth(quota: int) -> int:
+    """Neighbours fetched for a quota: 25% more, at least one (the medoid is usually seen)."""
+    return quota + max(1, -(-quota // 4))
+
+
+class Recommender:
+    """Candidates for a profile from an ANN index, with a medoid-keyed neighbour cache.
+
+    Parameters
+    ----------
+    index : AnnIndex
+        Built from ``catalog``'s embeddings.
+    catalog : ItemCatalog
+        Maps medoid ids to query vectors and index rows to ids.
+    params : RetrievalParams, optional
+        The strategy (defaults: ``RetrievalParams()``; the paper's is ``RetrievalParams.paper()``).
+    cache : NeighborCache, optional
+        Defaults to an in-process :class:`LruCache` of ``index.params.cache_size`` entries.
+        Pass a :class:`RedisCache` to share neighbour lists between replicas.
+    popular_item_ids : sequence of item ids, optional
+        Most popular first; the fallback for empty profiles.
+
+    Raises
+    ------
+    EmbeddingVersionMismatchError
+        The index was built from other embeddings than the catalog holds.
+    """
+
+    def __init__(self, index: AnnIndex, catalog: ItemCatalog, *,
+                 params: RetrievalParams | None = None, cache: NeighborCache | None = None,
+                 popular_item_ids: Sequence[ItemId] | npt.NDArray[Any] | None = None) -> None:
+        if index.embedding_version != catalog.embedding_version:
+            raise EmbeddingVersionMismatchError(
+                f"the index was built from embedding_version {index.embedding_version} but the "
+                f"catalog has {catalog.embedding_version}; rebuild the index for these embeddings")
+        self.index = index
+        self.catalog = catalog
+        self.params = params if params is not None else RetrievalParams()
+        self.cache: NeighborCache = (cache if cache is not None
+                                     else LruCache(index.params.cache_size))
+        self.popular_item_ids: tuple[ItemId, ...] = (
+            () if popular_item_ids is None else tuple(np.asarray(popular_item_ids).tolist()))
+        self._ids = catalog.item_ids
+        self._n = len(index)
+        self._version = index.index_version
+
+    def stats(self) -> dict[str, Any]:
+        """Cache hit and miss counts."""
+        return self.cache.stats()
+
+    # -- the request ---------------------------------------------------------------------------
+
+    def recommend(self, profile: InterestProfile, k: int | None = None, *,
+                  rng: np.random.Generator | None,
+                  exclude_item_ids: Collection[ItemId] | None = None) -> list[Candidate]:
+        """Up to ``k`` candidates for one user, best score first.
+
+        Parameters
+        ----------
+        profile : InterestProfile
+            The user's clusters (medoid ids must be in the catalog).
+        k : int, optional
+            Number of candidates (default ``params.candidates``).
+        rng : numpy.random.Generator or None
+            Draws the clusters when ``params.selection == "sample"`` (required then; may be None
+            for ``"top"``).
+        exclude_item_ids : collection of item ids, optional
+            Items not to return, typically every item the user already engaged with; ignored when
+            ``params.exclude_seen`` is false. Ids must be of the catalog's kind (int or str).
+
+        Returns
+        -------
+        list of Candidate
+            ``k`` candidates when the index holds that many unseen items (fewer otherwise), each
+            with its score and the medoid it came from. See the module docstring for the budget
+            and merge rules.
+
+        Raises
+        ------
+        ConfigError
+            ``selection = "sample"`` without ``rng``; ``query = "centroid"`` on a profile built
+            without centroids; a decay-average share on a profile built without the average.
+        UnknownItemError
+            A medoid is not in the catalog (the profile was built from other embeddings).
+        """
+        p = self.params
+        k = p.candidates if k is None else check_k(k)
+        excluded: set[Any] | None = None
+        if p.exclude_seen and exclude_item_ids:
+            excluded = (exclude_item_ids if isinstance(exclude_item_ids, set | frozenset)
+                        else set(exclude_item_ids))  # type: ignore[assignment]
+        if not profile.clusters:
+            return self._popular(k, excluded)
+        chosen = self._choose(profile, rng)
+        sources = self._sources(profile, chosen, k)
+        return self._retrieve(sources, k, excluded)
+
+    def _choose(self, profile: InterestProfile, rng: np.random.Generator | None
+                ) -> tuple[InterestCluster, ...]:
+        e = self.params.clusters_per_request
+        if self.params.selection == "top":
+            return top_medoids(profile, e)
+        if rng is None:
+            raise ConfigError("retrieval.selection = 'sample' draws clusters at random: pass "
+                              "rng=numpy.random.default_rng(seed)")
+        return sample_medoids(profile, e, rng=rng)
+
+    def _sources(self, profile: InterestProfile, chosen: tuple[InterestCluster, ...],
+                 k: int) -> list[_Source]:
+        p = self.params
+        sources: list[_Source] = []
+        k_avg = math.floor(k * p.decay_average_share) if p.decay_average_share > 0 else 0
+        if k_avg and profile.decay_average is None:
+            raise ConfigError(
+                f"retrieval.decay_average_share = {p.decay_average_share} needs profiles built "
+                "with profile.store_decay_average = true")
+        k_c = k - k_avg
+        quotas = _quotas(k_c, chosen, p.quota)
+        if p.quota == "equal":
+            depth = _first_depth(-(-k_c // len(chosen)))  # shared: one cache key per medoid
+            depths = [depth] * len(chosen)
+        else:
+            depths = [_first_depth(q) for q in quotas]
+        if p.query == "centroid":
+            missing = [c.medoid_item_id for c in chosen if c.centroid is None]
+            if missing:
+                raise ConfigError(
+                    "retrieval.query = 'centroid' needs profiles built with "
+                    f"profile.store_centroids = true (cluster of medoid {missing[0]!r} has none)")
+            vectors = check_queries(np.stack([c.centroid for c in chosen]),  # type: ignore[misc]
+                                    self.index_dim)
+            for c, q, d, v in zip(chosen, quotas, depths, vectors, strict=True):
+                if q:
+                    sources.append(_Source("centroid", c.medoid_item_id, q, d, v))
+        else:
+            for c, q, d in zip(chosen, quotas, depths, strict=True):
+                if q:
+                    sources.append(_Source("medoid", c.medoid_item_id, q, d))
+        if k_avg:
+            v = check_queries(profile.decay_average, self.index_dim)[0]  # type: ignore[arg-type]
+            sources.append(_Source("decay_average", None, k_avg, _first_depth(k_avg), v))
+        return sources
+
+    @property
+    def index_dim(self) -> int:
+        return int(self.catalog.dim)
+
+    # -- fetching ------------------------------------------------------------------------------
+
+    def _fetch(self, sources: list[_Source]) -> None:
+        """Fill ``lst`` of each source: cache hits first, then one batched index search."""
+        n = self._n
+        for s in sources:
+            s.depth = min(s.depth, n)
+        cacheable = [s for s in sources if s.cacheable]
+        todo = [s for s in sources if not s.cacheable]
+        if cacheable:
+            version = self._version
+            found = self.cache.get_many([(s.medoid, s.depth, version) for s in cacheable])
+            for s, lst in zip(cacheable, found, strict=True):
+                if lst is None:
+                    todo.append(s)
+                else:
+                    s.lst = lst
+        if not todo:
+            return
+        medoid_rows = [s for s in todo if s.cacheable]
+        vectors: list[npt.NDArray[np.float32]] = []
+        if medoid_rows:
+            rows = self.catalog.rows([s.medoid for s in medoid_rows])
+            vectors.extend(self.catalog.vectors[rows])
+        vectors.extend(s.vector for s in todo if not s.cacheable)  # type: ignore[misc]
+        order = medoid_rows + [s for s in todo if not s.cacheable]
+        queries = np.ascontiguousarray(np.stack(vectors), dtype=np.float32)
+        deepest = max(s.depth for s in order)
+        found_rows, found_scores = self.index.search_rows(queries, deepest)
+        store = []
+        for i, s in enumerate(order):
+            lst = NeighborList(found_rows[i, : s.depth].copy(), found_scores[i, : s.depth].copy())
+            s.lst = lst
+            if s.cacheable:
+                store.append(((s.medoid, s.depth, self._version), lst))
+        if store:
+            self.cache.put_many(store)
+
+    # -- merging -------------------------------------------------------------------------------
+
+    def _retrieve(self, sources: list[_Source], k: int, excluded: set[Any] | None
+                  ) -> list[Candidate]:
+        n = self._n
+        m = len(sources)
+        quotas = np.array([s.quota for s in sources], dtype=np.int64)
+        self._fetch(sources)
+        while True:
+            lists = [s.lst for s in sources]
+            lengths = [len(lst) for lst in lists]  # type: ignore[arg-type]
+            rows = np.concatenate([lst.rows for lst in lists])  # type: ignore[union-attr]
+            scores = np.concatenate([lst.scores for lst in lists])  # type: ignore[union-attr]
+            src = np.repeat(np.arange(m), lengths)
+            if excluded:
+                ids: list[Any] = []
+                for s in sources:
+                    ids.extend(self._memo(s)[0])
+                keep = np.flatnonzero(np.array([i not in excluded for i in ids], dtype=bool))
+            else:
+                keep = np.arange(rows.shape[0])
+            if m > 1 and keep.shape[0]:
+                order = keep[np.lexsort((src[keep], -scores[keep]))]
+                _, first = np.unique(rows[order], return_index=True)
+                keep = np.sort(order[first])
+            src_kept = src[keep]
+            starts = np.searchsorted(src_kept, np.arange(m))
+            rank = np.arange(keep.shape[0]) - starts[src_kept]
+            take = rank < quotas[src_kept]
+            short = quotas - np.bincount(src_kept[take], minlength=m)
+            deepen = [s for s, gap in zip(sources, short.tolist(), strict=True)
+                      if gap > 0 and s.depth < n]
+            if not deepen:
+                break
+            for s in deepen:
+                s.depth = min(n, 2 * s.depth)
+                s.lst = None
+            self._fetch(deepen)
+        chosen = keep[take]
+        if chosen.shape[0] < k:  # some cluster cannot fill its quota: the others make up for it
+            rest = keep[~take]
+            rest = rest[np.lexsort((rest, -scores[rest]))][: k - chosen.shape[0]]
+            chosen = np.concatenate([chosen, rest])
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        chosen = chosen[np.lexsort((chosen, -scores[chosen]))]  # best first; ties: source order
+        out: list[Candidate] = []
+        src_chosen = src[chosen].tolist()
+        for j, si in zip(chosen.tolist(), src_chosen, strict=True):
+            out.append(self._memo(sources[si])[1](j - int(offsets[si])))
+        return out
+
+    def _memo(self, s: _Source) -> tuple[list[Any], Any]:
+        """Ids of a source's list, and a function position -> Candidate (memoised per list).
+
+        For medoid lists the candidates are built once and kept with the cache entry, so a warm
+        in-process hit allocates nothing per candidate.
+        """
+        lst = cast(NeighborList, s.lst)  # _fetch filled it
+        if lst.memo is not None:
+            return lst.memo
+        ids = self._ids[lst.rows].tolist()
+        scores = lst.scores.tolist()
+        if s.cacheable:
+            medoid = s.medoid
+            built = [Candidate(i, sc, medoid, "medoid") for i, sc in zip(ids, scores, strict=True)]
+            memo = (ids, built.__getitem__)
+            lst.memo = memo
+            return memo
+        kind, source_id = s.kind, s.medoid
+
+        def make(pos: int) -> Candidate:
+            return Candidate(ids[pos], scores[pos], source_id, kind)
+
+        lst.memo = (ids, make)  # a fresh list, not shared: it is never cached
+        return lst.memo
+
+    def _popular(self, k: int, excluded: set[Any] | None) -> list[Candidate]:
+        ids = self.popular_item_ids
+        if excluded:
+            ids = tuple(i for i in ids if i not in excluded)
+        total = len(self.popular_item_ids)
+        out = []
+        for rank, item in enumerate(ids[:k]):
+            out.append(Candidate(item, 1.0 - rank / max(total, 1), None, "popular"))
+        return out
+
+
+def _quotas(k: int, chosen: Sequence[InterestCluster], rule: str) -> list[int]:
+    """Split ``k`` between the chosen clusters (see the module docstring)."""
+    e = len(chosen)
+    weights = np.array([c.importance for c in chosen], dtype=np.float64)
+    if rule == "equal" or not (weights.sum() > 0):
+        base, extra = divmod(k, e)
+        return [base + (1 if i < extra else 0) for i in range(e)]
+    raw = k * weights / weights.sum()
+    quotas = np.floor(raw).astype(np.int64)
+    left = k - int(quotas.sum())
+    if left:
+        frac = raw - quotas
+        order = np.lexsort((np.arange(e), -frac))
+        quotas[order[:left]] += 1
+    return [int(q) for q in quotas]
+
+
+def popular_items(actions: pd.DataFrame, n: int = 1000, *, item_col: str = "item_id"
+                  ) -> npt.NDArray[Any]:
+    """The ``n`` items with the most actions, most first (ties: smaller item id first).
+
+    The usual fallback for :class:`Recommender` on empty profiles, for example over the last
+    days of the action log.
+
+    Parameters
+    ----------
+    actions : pandas.DataFrame
+        An action log frame (``ActionLog.frame``), one row per action.
+    n : int
+        How many items to return.
+    item_col : str
+        The item id column.
+    """
+    n = check_k(n)
+    if item_col not in actions.columns:
+        raise ConfigError(f"actions frame has no column {item_col!r}")
+    counts = actions.groupby(item_col, sort=True).size()
+    order = np.argsort(-counts.to_numpy(), kind="stable")[:n]
+    return counts.index.to_numpy()[order]

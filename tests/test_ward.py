@@ -1,0 +1,223 @@
+"""Algorithm 1 against its oracle (SciPy), the paper's hand-computed fixtures, and invariants."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.cluster.hierarchy import fcluster, linkage
+
+from pinnersage import ConfigError, InvalidVectorsError, ward_clusters, ward_labels, ward_merges
+
+
+def co_membership(labels: np.ndarray) -> np.ndarray:
+    """Pairs in the same cluster; label -1 (dropped) is in no cluster."""
+    same = labels[:, None] == labels[None, :]
+    dropped = labels < 0
+    return same & ~dropped[:, None] & ~dropped[None, :]
+
+
+def partition_labels(n: int, clusters: list[np.ndarray]) -> np.ndarray:
+    labels = np.full(n, -1)
+    for c, rows in enumerate(clusters):
+        assert np.all(labels[rows] == -1), "a row is in two clusters"
+        labels[rows] = c
+    return labels
+
+
+def random_case(rng: np.random.Generator) -> np.ndarray:
+    n = int(rng.integers(1, 301))
+    d = int(rng.integers(1, 33))
+    x = rng.normal(size=(n, d))
+    if rng.random() < 0.5:  # a few topics, like a user's interests
+        topics = rng.normal(size=(int(rng.integers(1, 8)), d))
+        x = topics[rng.integers(0, topics.shape[0], n)] + rng.uniform(0.05, 0.5) * x
+    if n > 2 and rng.random() < 0.6:  # exact duplicates (repeated actions on one item)
+        k = int(rng.integers(1, n // 2 + 1))
+        x[rng.integers(0, n, k)] = x[rng.integers(0, n, k)]
+    if rng.random() < 0.5:
+        x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return x
+
+
+def alpha_away_from_heights(heights: np.ndarray, rng: np.random.Generator) -> float:
+    """A threshold at least 1e-6 (relative) away from every merge height."""
+    top = float(heights.max()) if heights.size else 1.0
+    grid = np.concatenate([[0.0], np.sort(heights), [top * 1.5 + 1.0]])
+    gaps = np.diff(grid)
+    usable = np.nonzero(gaps > 1e-5 * np.maximum(grid[1:], 1e-12))[0]
+    i = int(rng.choice(usable))
+    lo, hi = grid[i], grid[i + 1]
+    return float(lo + (hi - lo) * rng.uniform(0.25, 0.75))
+
+
+ORACLE_CASES = 240
+
+
+@pytest.mark.parametrize("seed", range(ORACLE_CASES))
+def test_matches_scipy_oracle(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = random_case(rng)
+    n = x.shape[0]
+    z = ward_merges(x)
+    assert z.shape == (max(n - 1, 0), 4)
+    if n == 1:
+        assert ward_clusters(x, 1.0) == []
+        assert [c.tolist() for c in ward_clusters(x, 1.0, keep_singletons=True)] == [[0]]
+        return
+    reference = linkage(x, method="ward")
+    expected_heights = reference[:, 2] ** 2
+    np.testing.assert_allclose(z[:, 2], expected_heights, rtol=1e-9, atol=0)
+    np.testing.assert_array_equal(np.sort(z[:, 3]), np.sort(reference[:, 3]))
+    alpha = alpha_away_from_heights(expected_heights, rng)
+    expected = fcluster(reference, t=np.sqrt(alpha), criterion="distance")
+    for keep in (False, True):
+        clusters = ward_clusters(x, alpha, keep_singletons=keep)
+        got = partition_labels(n, clusters)
+        want = expected.copy()
+        if not keep:
+            ids, counts = np.unique(want, return_counts=True)
+            want[np.isin(want, ids[counts == 1])] = -1
+        np.testing.assert_array_equal(co_membership(got), co_membership(want))
+        assert np.all(got[np.concatenate(clusters)] >= 0) if clusters else True
+        # rows ascending within a cluster, clusters ordered by their smallest row
+        assert all(np.all(np.diff(c) > 0) for c in clusters)
+        assert [int(c[0]) for c in clusters] == sorted(int(c[0]) for c in clusters)
+        assert all(c.dtype == np.int64 for c in clusters)
+
+
+def test_lance_williams_by_hand() -> None:
+    """paper.md section 7.4: points 0, 1, 10 on a line."""
+    x = np.array([[0.0], [1.0], [10.0]])
+    z = ward_merges(x)
+    np.testing.assert_allclose(z[:, 2], [1.0, 361.0 / 3.0], rtol=1e-12)
+    assert z[0, :2].tolist() == [0.0, 1.0] and z[1, :2].tolist() == [2.0, 3.0]
+    assert 361.0 / 3.0 == pytest.approx(2 * (2 * 1 / 3) * (10 - 0.5) ** 2)
+    assert [c.tolist() for c in ward_clusters(x, 50.0)] == [[0, 1]]
+    assert [c.tolist() for c in ward_clusters(x, 50.0, keep_singletons=True)] == [[0, 1], [2]]
+    assert [c.tolist() for c in ward_clusters(x, 121.0)] == [[0, 1, 2]]
+
+
+def test_threshold_is_inclusive_and_in_squared_units() -> None:
+    x = np.array([[0.0], [3.0]])  # squared distance 9, SciPy height 3
+    assert [c.tolist() for c in ward_clusters(x, 9.0)] == [[0, 1]]
+    assert ward_clusters(x, 8.999) == []
+    assert ward_clusters(x, 3.0) == []
+
+
+def test_zero_and_one_rows_are_not_errors() -> None:
+    assert ward_clusters(np.empty((0, 4)), 1.0) == []
+    assert ward_clusters(np.empty((0, 4)), 1.0, keep_singletons=True) == []
+    assert ward_merges(np.empty((0, 4))).shape == (0, 4)
+    labels, count = ward_labels(np.ones((1, 3)), 0.5)
+    assert labels.tolist() == [-1] and count == 0
+
+
+def test_duplicates_merge_at_zero_first() -> None:
+    x = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
+    z = ward_merges(x)
+    assert z[0, 2] == 0.0 and z[1, 2] == 0.0
+    assert [c.tolist() for c in ward_clusters(x, 0.0)] == [[0, 2, 3]]
+
+
+def test_no_cap_on_number_or_size_of_clusters() -> None:
+    rng = np.random.default_rng(3)
+    centers = rng.normal(size=(150, 16)) * 100
+    x = np.repeat(centers, 2, axis=0) + rng.normal(size=(300, 16)) * 1e-3
+    assert len(ward_clusters(x, 1.0)) == 150
+    assert [len(c) for c in ward_clusters(x, 1e12)] == [300]
+
+
+@pytest.mark.parametrize(
+    ("vectors", "error"),
+    [
+        (np.array([[0.0, np.nan]]), InvalidVectorsError),
+        (np.array([[np.inf, 0.0], [0.0, 1.0]]), InvalidVectorsError),
+        (np.zeros(3), InvalidVectorsError),
+        (np.zeros((2, 2, 2)), InvalidVectorsError),
+        (np.array([[1e200, 0.0], [0.0, 1.0]]), InvalidVectorsError),
+        ([["a", "b"]], InvalidVectorsError),
+    ],
+)
+def test_bad_vectors_raise_typed_errors(vectors: object, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        ward_clusters(vectors, 1.0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("alpha", [-0.1, float("nan"), float("inf"), "big"])
+def test_bad_threshold_raises_config_error(alpha: object) -> None:
+    with pytest.raises(ConfigError, match="distance_threshold"):
+        ward_clusters(np.eye(3), alpha)  # type: ignore[arg-type]
+
+
+@st.composite
+def user_vectors(draw: st.DrawFn) -> np.ndarray:
+    seed = draw(st.integers(0, 2**32 - 1))
+    n = draw(st.integers(1, 60))
+    d = draw(st.integers(1, 6))
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d))
+    if draw(st.booleans()) and n > 2:
+        x[rng.integers(0, n, n // 3)] = x[rng.integers(0, n, n // 3)]
+    return x
+
+
+@settings(max_examples=120, deadline=None)
+@given(x=user_vectors(), seed=st.integers(0, 2**32 - 1))
+def test_partition_does_not_depend_on_row_order(x: np.ndarray, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    heights = ward_merges(x)[:, 2]
+    alpha = alpha_away_from_heights(heights, rng)
+    perm = rng.permutation(x.shape[0])
+    for keep in (False, True):
+        base = partition_labels(x.shape[0], ward_clusters(x, alpha, keep_singletons=keep))
+        permuted = partition_labels(x.shape[0], ward_clusters(x[perm], alpha, keep_singletons=keep))
+        unpermuted = np.empty_like(permuted)
+        unpermuted[perm] = permuted
+        np.testing.assert_array_equal(co_membership(base), co_membership(unpermuted))
+
+
+@settings(max_examples=120, deadline=None)
+@given(x=user_vectors(), alphas=st.lists(st.floats(0, 50), min_size=2, max_size=6))
+def test_every_row_once_and_clusters_never_grow_with_alpha(x: np.ndarray, alphas: list[float]) -> None:
+    counts = []
+    for alpha in sorted(alphas):
+        clusters = ward_clusters(x, alpha, keep_singletons=True)
+        rows = np.sort(np.concatenate(clusters))
+        np.testing.assert_array_equal(rows, np.arange(x.shape[0]))
+        counts.append(len(clusters))
+        dropped = ward_clusters(x, alpha)
+        assert sum(len(c) > 1 for c in clusters) == len(dropped)
+    assert all(a >= b for a, b in zip(counts, counts[1:], strict=False))
+
+
+@pytest.mark.slow
+def test_compiled_kernels_stay_in_bounds(tmp_path: Path) -> None:
+    """Re-run the oracle cases with numba's bounds checking on (fresh cache)."""
+    script = (
+        "import numpy as np, sys\n"
+        "sys.path.insert(0, %r)\n"
+        "from test_ward import random_case\n"
+        "from scipy.cluster.hierarchy import linkage\n"
+        "from pinnersage import build_profile, ward_merges\n"
+        "for seed in range(60):\n"
+        "    rng = np.random.default_rng(seed)\n"
+        "    x = random_case(rng)\n"
+        "    x = np.concatenate([x, x[: len(x) // 2]])\n"
+        "    z = ward_merges(x)\n"
+        "    if len(x) > 1:\n"
+        "        np.testing.assert_allclose(z[:, 2], linkage(x, 'ward')[:, 2] ** 2, rtol=1e-9)\n"
+        "    build_profile(x, np.arange(len(x)), np.arange(len(x)), now_s=len(x))\n"
+        "print('ok')\n" % str(Path(__file__).parent)
+    )
+    env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "ok"
