@@ -119,7 +119,8 @@ def test_save_load_round_trip(cls: type, catalog: ItemCatalog, tmp_path: Path) -
         np.testing.assert_array_equal(after.ids, before.ids)
         np.testing.assert_allclose(after.scores, before.scores, atol=1e-6)
     meta = json.loads(manifest.read_text())
-    assert meta["params"]["m"] == PARAMS.m and meta["embedding_version"] == catalog.embedding_version
+    assert meta["params"]["m"] == PARAMS.m
+    assert meta["embedding_version"] == catalog.embedding_version
 
 
 @pytest.mark.parametrize("cls", KINDS)

@@ -655,23 +655,40 @@ def read_items(path: str | Path, *, id_col: str = "item_id") -> pd.DataFrame:
     Returns a frame with an ``item_id`` column (ids normalised like the catalog's) and the
     metadata columns found.
     """
+    frame = read_items_table(path, id_col=id_col)
+    if len(frame.columns) == 1:
+        raise DataFormatError(f"items file {path} has none of the columns "
+                              f"{', '.join(METADATA_COLUMNS)}")
+    return frame.rename(columns={id_col: "item_id"})
+
+
+def read_items_table(path: str | Path, *, id_col: str = "item_id",
+                     columns: Sequence[str] = ()) -> pd.DataFrame:
+    """Read an items file (parquet or CSV) with ``id_col``, the required ``columns`` and any
+    metadata columns found; ids are normalised (int64 or str).
+
+    Raises
+    ------
+    DataFormatError
+        The file is missing, unreadable, lacks ``id_col`` or one of ``columns``, or has a row
+        without an id.
+    """
     p = Path(path)
     if not p.exists():
         raise DataFormatError(f"items file {p} does not exist")
-    name = p.name.lower()
-    table = _read_parquet(p) if name.endswith((".parquet", ".pq")) else _read_csv_table(p, id_col)
+    parquet = p.name.lower().endswith((".parquet", ".pq"))
+    table = _read_parquet(p) if parquet else _read_csv_table(p, id_col)
     names = table.column_names
-    col = id_col if id_col in names else "item_id"
-    if col not in names:
-        raise DataFormatError(f"items file {p} has no id column {id_col!r}; columns present: "
-                              f"{', '.join(names)}")
-    keep = [c for c in METADATA_COLUMNS if c in names]
-    if not keep:
-        raise DataFormatError(f"items file {p} has none of the columns "
-                              f"{', '.join(METADATA_COLUMNS)}; columns present: {', '.join(names)}")
-    ids = _table_ids(table.column(col), p, csv=not name.endswith((".parquet", ".pq")))
-    frame = table.select(keep).to_pandas().astype(object)
-    frame.insert(0, "item_id", ids)
+    for col in (id_col, *columns):
+        if col not in names:
+            raise DataFormatError(f"items file {p} has no column {col!r}; columns present: "
+                                  f"{', '.join(names)}")
+    keep = list(dict.fromkeys([*columns, *(c for c in METADATA_COLUMNS if c in names)]))
+    keep = [c for c in keep if c != id_col]
+    ids = _table_ids(table.column(id_col), p, csv=not parquet)
+    frame = table.select(keep).to_pandas().astype(object) if keep else pd.DataFrame(
+        index=pd.RangeIndex(len(ids)))
+    frame.insert(0, id_col, ids)
     return frame
 
 

@@ -34,7 +34,7 @@ __all__ = [
 
 #: Default α. Chosen on measured numbers: see ``docs/tuning.md`` (clusters per user and retrieval
 #: quality on Online Retail and MovieLens with co-occurrence embeddings).
-DEFAULT_DISTANCE_THRESHOLD = 0.6
+DEFAULT_DISTANCE_THRESHOLD = 1.0
 
 
 def _fail(section: str, name: str, value: object, rule: str) -> ConfigError:

@@ -7,7 +7,6 @@ catalog items used as queries, saves it, and says what it wrote.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from typing import Any
 
@@ -68,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     catalog = ItemCatalog.load(args.embeddings, id_col=args.id_col, vector_col=args.vector_col)
     print(f"read {len(catalog)} items x {catalog.dim} dims from {args.embeddings} "
-          f"(embedding_version {catalog.embedding_version})", file=sys.stderr)
+          f"(embedding_version {catalog.embedding_version})")
     exclude = read_item_id_file(args.exclude) if args.exclude else None
     t0 = time.perf_counter()
     index = build_index(catalog, params, exclude_item_ids=exclude, progress=True)

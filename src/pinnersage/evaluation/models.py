@@ -6,8 +6,9 @@ shipped defaults of :class:`~pinnersage.params.ProfileParams` and
 :class:`~pinnersage.params.RetrievalParams`); ``pinnersage_paper`` (the paper's literal
 configuration, ``ProfileParams.paper()`` and ``RetrievalParams.paper()``); the paper's one-change
 ablations of it ``pinnersage_sample1``, ``pinnersage_kmeans5``, ``pinnersage_complete``,
-``pinnersage_centroid``, ``pinnersage_lambda0``, ``pinnersage_lambda0.1``; and the sweeps: α and
-λ around ``pinnersage``, the number of embeddings e around ``pinnersage_paper`` (Figure 7).
+``pinnersage_centroid``, ``pinnersage_lambda0``, ``pinnersage_lambda0.1``; and the sweeps:
+``sweep_alpha<α>`` and ``sweep_lambda<λ>`` around ``pinnersage``, ``sweep_e<e>`` (the number of
+embeddings, Figure 7) around ``pinnersage_paper``.
 """
 
 from __future__ import annotations
@@ -142,13 +143,13 @@ def standard_models(profile: ProfileParams | None = None,
         ]
     rep = dataclasses.replace
     for a in alphas:
-        models.append(_ps(f"pinnersage_alpha{_fmt(a)}", rep(prof, distance_threshold=float(a)),
+        models.append(_ps(f"sweep_alpha{_fmt(a)}", rep(prof, distance_threshold=float(a)),
                           ret, "alpha", float(a)))
     for lam in lambdas:
-        models.append(_ps(f"pinnersage_lambda{_fmt(lam)}_default",
+        models.append(_ps(f"sweep_lambda{_fmt(lam)}",
                           rep(prof, decay_per_day=float(lam)), ret, "lambda", float(lam)))
     for e in embeddings:
-        models.append(_ps(f"pinnersage_paper_e{e}", paper_prof,
+        models.append(_ps(f"sweep_e{e}", paper_prof,
                           rep(paper_ret, clusters_per_request=int(e)), "embeddings", float(e)))
     names = [m.name for m in models]
     if len(set(names)) != len(names):

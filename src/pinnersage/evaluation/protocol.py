@@ -32,7 +32,7 @@ __all__ = [
     "Protocol",
     "encode_log",
     "per_user_cases",
-    "test_day_starts",
+    "last_day_starts",
     "walk_forward_cases",
 ]
 
@@ -182,7 +182,7 @@ class EvalCase:
     seen: npt.NDArray[np.int64]        # unique item codes the user acted on before day_s
 
 
-def test_day_starts(log: EncodedLog, n_days: int) -> npt.NDArray[np.int64]:
+def last_day_starts(log: EncodedLog, n_days: int) -> npt.NDArray[np.int64]:
     """Starts (UTC midnight, unix s) of the last ``n_days`` days that have actions."""
     days = np.unique(log.time // SECONDS_PER_DAY)
     if days.shape[0] < 2:
@@ -242,7 +242,7 @@ def walk_forward_cases(log: EncodedLog, protocol: Protocol,
     """
     window_s = protocol.window_days * SECONDS_PER_DAY
     return [(int(d), _cases_for_day(log, int(d), window_s, users))
-            for d in test_day_starts(log, protocol.test_days)]
+            for d in last_day_starts(log, protocol.test_days)]
 
 
 def per_user_cases(log: EncodedLog, protocol: Protocol,

@@ -36,7 +36,7 @@ from pinnersage.core.importance import action_weights
 from pinnersage.core.medoid import _summarise
 from pinnersage.core.profile import cluster_labels
 from pinnersage.core.ward import _cut, _distance_matrix, _nn_chain
-from pinnersage.errors import DataFormatError
+from pinnersage.errors import ConfigError, DataFormatError
 from pinnersage.evaluation import metrics as M
 from pinnersage.evaluation.models import ModelSpec
 from pinnersage.evaluation.protocol import (
@@ -51,7 +51,7 @@ from pinnersage.evaluation.protocol import (
 from pinnersage.params import ProfileParams
 
 __all__ = ["CaseProfile", "Embedder", "EvalResult", "VectorSet", "case_profiles",
-           "evaluate", "quotas", "select_clusters"]
+           "default_embedder", "evaluate", "first_depth", "quotas", "select_clusters"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -148,21 +148,29 @@ def select_clusters(importance: FloatArray, k: int, selection: str,
 
 
 def quotas(budget: int, weights: FloatArray, rule: str) -> IntArray:
-    """Split ``budget`` between queries: equal ``floor(budget / e)``, or by weight."""
+    """Split ``budget`` between the chosen clusters, as the ``Recommender`` does.
+
+    ``equal``: ``floor(budget / e)`` each, the remainder one each to the first chosen;
+    ``importance``: in proportion to ``weights``, largest remainder (ties: earlier first).
+    """
     e = weights.shape[0]
     if e == 0:
         return np.zeros(0, np.int64)
-    if rule == "equal":
-        return np.full(e, budget // e, np.int64)
-    total = float(weights.sum())
-    share = weights / total if total > 0 else np.full(e, 1.0 / e)
-    raw = budget * share
-    base = np.floor(raw).astype(np.int64)
-    left = budget - int(base.sum())
-    if left > 0:
-        order = np.argsort(-(raw - base), kind="stable")[:left]
-        base[order] += 1
-    return base
+    if rule == "equal" or not weights.sum() > 0:
+        base, extra = divmod(budget, e)
+        return np.array([base + (1 if i < extra else 0) for i in range(e)], np.int64)
+    raw = budget * weights / weights.sum()
+    out = np.floor(raw).astype(np.int64)
+    left = budget - int(out.sum())
+    if left:
+        order = np.lexsort((np.arange(e), -(raw - out)))
+        out[order[:left]] += 1
+    return out
+
+
+def first_depth(quota: int) -> int:
+    """Neighbours first fetched for a quota (the ``Recommender``'s rule: 25% more, at least 1)."""
+    return quota + max(1, -(-quota // 4))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,9 +252,6 @@ def _plan(model: ModelSpec, cases: list[EvalCase], data: list[_CaseData],
             prof = cd.profiles[_profile_key(model.profile)]
             n_c = len(prof)
             qs = []
-            if r.decay_average_share > 0:
-                qs.append((_decay_avg(cd.x, cd.t, case.day_s, model.profile.decay_per_day),
-                           0.0, True))
             if n_c:
                 need_rng = r.selection == "sample" and n_c > r.clusters_per_request
                 sel = select_clusters(prof.importance, r.clusters_per_request, r.selection,
@@ -258,6 +263,9 @@ def _plan(model: ModelSpec, cases: list[EvalCase], data: list[_CaseData],
                     else:
                         v = cd.x[prof.medoid_rows[k]]
                     qs.append((v, float(prof.importance[k]), False))
+                if r.decay_average_share > 0:
+                    qs.append((_decay_avg(cd.x, cd.t, case.day_s, model.profile.decay_per_day),
+                               0.0, True))
         plan.popular.append(not qs)
         plan.n_clusters.append(n_c)
         for v, w, da in qs:
@@ -268,36 +276,82 @@ def _plan(model: ModelSpec, cases: list[EvalCase], data: list[_CaseData],
     return plan
 
 
-def _assemble(order_rows: IntArray, top: IntArray, quota: IntArray, n_items: int,
-              budget: int, popular: IntArray, seen: IntArray) -> IntArray:
-    """One case's candidates (model rows), padded with -1 to ``budget``."""
-    out = np.full(budget, -1, np.int64)
-    if order_rows.shape[0] == 0:
-        mask = np.ones(n_items, bool)
-        mask[seen] = False
-        pop = popular[mask[popular]][:budget]
-        out[: pop.shape[0]] = pop
-        return out
-    taken = np.zeros(n_items, bool)
-    filled = 0
-    for r, q in zip(order_rows.tolist(), quota.tolist(), strict=True):
-        if q <= 0:
-            continue
-        row = top[r]
-        row = row[row >= 0]
-        fresh = row[~taken[row]][:q]
-        taken[fresh] = True
-        out[filled:filled + fresh.shape[0]] = fresh
-        filled += fresh.shape[0]
-    return out
+class _Ranked:
+    """Each query's items best first (catalog rows and cosines), sorted lazily deeper."""
+
+    def __init__(self, s: npt.NDArray[np.float32], depth: int) -> None:
+        n = s.shape[1]
+        self.s = s
+        self.depth = min(depth, n)
+        if self.depth < n:
+            part = np.argpartition(-s, self.depth - 1, axis=1)[:, : self.depth]
+        else:
+            part = np.tile(np.arange(n), (s.shape[0], 1))
+        ps = np.take_along_axis(s, part, axis=1)
+        order = np.lexsort((part, -ps), axis=1)
+        self.rows = np.take_along_axis(part, order, axis=1)
+        self.scores = np.take_along_axis(ps, order, axis=1)
+        self.full: dict[int, tuple[IntArray, npt.NDArray[np.float32]]] = {}
+
+    def head(self, q: int, depth: int) -> tuple[IntArray, npt.NDArray[np.float32]]:
+        if depth <= self.depth:
+            return self.rows[q, :depth], self.scores[q, :depth]
+        if q not in self.full:
+            row = self.s[q]
+            order = np.lexsort((np.arange(row.shape[0]), -row))
+            self.full[q] = (order.astype(np.int64), row[order])
+        rows, scores = self.full[q]
+        return rows[:depth], scores[:depth]
+
+
+def _assemble(ranked: _Ranked, src_q: list[int], quota: list[int], depth: list[int], k: int,
+              seen: npt.NDArray[np.bool_]) -> IntArray:
+    """One case's candidates (catalog rows), merged as ``Recommender._retrieve`` merges them.
+
+    Each source's list is fetched ``depth`` deep; items already engaged with are dropped; an item
+    on several lists stays with its best score (ties: earlier source); each source keeps its
+    best ``quota``; a short source is fetched twice as deep until met or the catalog is read;
+    what is still missing is filled with the best remaining items of the others.
+    """
+    n = ranked.s.shape[1]
+    m = len(src_q)
+    quotas_a = np.asarray(quota, np.int64)
+    depth = [min(d, n) for d in depth]
+    while True:
+        heads = [ranked.head(q, d) for q, d in zip(src_q, depth, strict=True)]
+        rows = np.concatenate([h[0] for h in heads])
+        scores = np.concatenate([h[1] for h in heads])
+        lengths = [h[0].shape[0] for h in heads]
+        src = np.repeat(np.arange(m), lengths)
+        keep = np.flatnonzero(~seen[rows])
+        if m > 1 and keep.shape[0]:
+            order = keep[np.lexsort((src[keep], -scores[keep]))]
+            _, first = np.unique(rows[order], return_index=True)
+            keep = np.sort(order[first])
+        src_kept = src[keep]
+        starts = np.searchsorted(src_kept, np.arange(m))
+        rank = np.arange(keep.shape[0]) - starts[src_kept]
+        take = rank < quotas_a[src_kept]
+        short = quotas_a - np.bincount(src_kept[take], minlength=m)
+        deepen = [i for i in range(m) if short[i] > 0 and depth[i] < n]
+        if not deepen:
+            break
+        for i in deepen:
+            depth[i] = min(n, 2 * depth[i])
+    chosen = keep[take]
+    if chosen.shape[0] < k:
+        rest = keep[~take]
+        rest = rest[np.lexsort((rest, -scores[rest]))][: k - chosen.shape[0]]
+        chosen = np.concatenate([chosen, rest])
+    return np.asarray(rows[chosen], np.int64)
 
 
 def _retrieve(model: ModelSpec, plan: _Plan, data: list[_CaseData], space: _Space,
               budgets: Sequence[int], popular: IntArray, rank_items: IntArray,
               ) -> tuple[dict[int, IntArray], FloatArray]:
-    """Candidates per budget ((cases, budget) model rows) and ranking scores (cases, items).
+    """Candidates per budget ((cases, budget) catalog rows) and ranking scores (cases, items).
 
-    ``rank_items`` (cases, m) holds model rows to score (-1: none); scores are the best cosine
+    ``rank_items`` (cases, m) holds catalog rows to score (-1: none); scores are the best cosine
     over the case's queries (-inf when it has none).
     """
     n_cases = len(data)
@@ -305,56 +359,52 @@ def _retrieve(model: ModelSpec, plan: _Plan, data: list[_CaseData], space: _Spac
     b_max = max(budgets)
     out = {b: np.full((n_cases, b), -1, np.int64) for b in budgets}
     rank_scores = np.full(rank_items.shape, -np.inf)
+    qcase = np.asarray(plan.case, np.int64)
+    ranked = None
     if plan.vectors:
         q = np.vstack(plan.vectors).astype(np.float32)
         s = q @ space.vectors.T
-        qcase = np.asarray(plan.case, np.int64)
-        # ranking scores before excluding seen items
         safe = np.where(rank_items < 0, 0, rank_items)
         per_q = np.take_along_axis(s, safe[qcase], axis=1)
         has_q, first_q = np.unique(qcase, return_index=True)  # qcase is non-decreasing
         rank_scores[has_q] = np.maximum.reduceat(per_q, first_q, axis=0)
         rank_scores[rank_items < 0] = -np.inf
-        # exclude what the user already engaged with
-        lens = np.array([data[c].seen_rows.shape[0] for c in plan.case], np.int64)
-        if lens.sum():
-            rr = np.repeat(np.arange(q.shape[0]), lens)
-            cc = np.concatenate([data[c].seen_rows for c in plan.case])
-            s[rr, cc] = -np.inf
-        m = min(b_max, n_items)
-        if m < n_items:
-            part = np.argpartition(-s, m - 1, axis=1)[:, :m]
-        else:
-            part = np.tile(np.arange(n_items), (q.shape[0], 1))
-        ps = np.take_along_axis(s, part, axis=1)
-        order = np.argsort(-ps, axis=1, kind="stable")
-        top = np.take_along_axis(part, order, axis=1)
-        top[np.take_along_axis(ps, order, axis=1) == -np.inf] = -1
-    else:
-        top = np.zeros((0, 0), np.int64)
-        qcase = np.zeros(0, np.int64)
+        ranked = _Ranked(s, 2 * b_max + 64)
     weight = np.asarray(plan.weight)
     is_da = np.asarray(plan.is_da, bool)
     starts = np.searchsorted(qcase, np.arange(n_cases + 1))
     r = model.retrieval
+    seen = np.zeros(n_items, bool)
     for j in range(n_cases):
+        seen[data[j].seen_rows] = True
         rows = np.arange(starts[j], starts[j + 1])
-        da_rows = rows[is_da[rows]]
-        cl_rows = rows[~is_da[rows]]
+        cl_rows = rows[~is_da[rows]].tolist()
+        da_rows = rows[is_da[rows]].tolist()
         for b in budgets:
+            if plan.popular[j] or ranked is None or (model.kind == "pinnersage" and not cl_rows):
+                pop = popular[~seen[popular]][:b]
+                out[b][j, : pop.shape[0]] = pop
+                continue
             if model.kind != "pinnersage":
-                qu = np.array([b] * rows.shape[0], np.int64)
-                order_rows = rows
+                src_q, qu, dep = rows.tolist(), [b], [first_depth(b)]
             else:
-                n_da = 0
-                if da_rows.shape[0]:
-                    n_da = b if cl_rows.shape[0] == 0 else int(math.floor(
-                        r.decay_average_share * b + 0.5))
-                qc = quotas(b - n_da, weight[cl_rows], r.quota)
-                order_rows = np.concatenate([da_rows, cl_rows])
-                qu = np.concatenate([np.full(da_rows.shape[0], n_da, np.int64), qc])
-            out[b][j] = _assemble(order_rows, top, qu, n_items, b, popular,
-                                  data[j].seen_rows)
+                k_avg = math.floor(b * r.decay_average_share) if da_rows else 0
+                k_c = b - k_avg
+                qc = quotas(k_c, weight[cl_rows], r.quota).tolist()
+                if r.quota == "equal":
+                    dc = [first_depth(-(-k_c // len(cl_rows)))] * len(cl_rows)
+                else:
+                    dc = [first_depth(x) for x in qc]
+                src_q = [x for x, y in zip(cl_rows, qc, strict=True) if y]
+                dep = [d for d, y in zip(dc, qc, strict=True) if y]
+                qu = [y for y in qc if y]
+                if k_avg:
+                    src_q.append(da_rows[0])
+                    qu.append(k_avg)
+                    dep.append(first_depth(k_avg))
+            got = _assemble(ranked, src_q, qu, dep, b, seen)
+            out[b][j, : got.shape[0]] = got
+        seen[data[j].seen_rows] = False
     return out, rank_scores
 
 
@@ -391,10 +441,21 @@ class EvalResult:
     info: dict[str, Any]
 
 
-def _default_embedder(frame: pd.DataFrame, kind: str, dim: int, seed: int) -> VectorSet:
-    from pinnersage.embed import build_embeddings  # type: ignore[attr-defined]
+def default_embedder(frame: pd.DataFrame, kind: str, dim: int, seed: int) -> VectorSet:
+    """Fit item vectors of ``kind`` (a :mod:`pinnersage.embed` builder) on ``frame``."""
+    import importlib
 
-    return build_embeddings(frame, kind=kind, dim=dim, seed=seed)  # type: ignore[no-any-return]
+    if kind == "cooccurrence":
+        from pinnersage.embed.cooccurrence import cooccurrence_embeddings
+
+        return cooccurrence_embeddings(frame, dim=dim, seed=seed).catalog
+    try:
+        module = importlib.import_module(f"pinnersage.embed.{kind}")
+        build = getattr(module, f"{kind}_embeddings")
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"embedding kind {kind!r} cannot be fit from the action log here; "
+                          "use cooccurrence, als, or give --embeddings") from exc
+    return build(frame, dim=dim, seed=seed).catalog  # type: ignore[no-any-return]
 
 
 def _relevance_matrix(vectors: npt.NDArray[np.float32], threshold: float) -> npt.NDArray[np.bool_]:
@@ -455,7 +516,7 @@ def evaluate(actions: pd.DataFrame | EncodedLog, models: Sequence[ModelSpec],
     names = [m.name for m in models]
     if "last_item" not in names:
         raise DataFormatError("the models must include 'last_item', the reference of every lift")
-    fit = embedder if embedder is not None else _default_embedder
+    fit = embedder if embedder is not None else default_embedder
     rng_root = np.random.default_rng(proto.seed)
     users = None
     if proto.max_users is not None and proto.max_users < log.user_ids.shape[0]:

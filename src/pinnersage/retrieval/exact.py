@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ExactIndex"]
 
-#: Query rows scored per matrix product (bounds memory to ``_BLOCK * n`` floats).
-_BLOCK = 256
+#: Scores held at once per matrix product (queries x items), about 128 MB of float32.
+_SCORES_PER_BLOCK = 1 << 25
 
 
 class ExactIndex(BaseIndex):
@@ -63,8 +63,9 @@ class ExactIndex(BaseIndex):
         n = len(self)
         out_rows = np.empty((q, k), np.int64)
         out_scores = np.empty((q, k), np.float32)
-        for s in range(0, q, _BLOCK):
-            e = min(q, s + _BLOCK)
+        block = max(1, min(256, _SCORES_PER_BLOCK // max(n, 1)))
+        for s in range(0, q, block):
+            e = min(q, s + block)
             sims = queries[s:e] @ self._vectors.T
             if k < n:
                 top = np.argpartition(-sims, k - 1, axis=1)[:, :k]

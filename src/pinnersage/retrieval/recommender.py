@@ -86,6 +86,37 @@ class _Source:
         self.lst: NeighborList | None = None
 
 
+class _Memo:
+    """Python-side views of one neighbour list (internal)."""
+
+    __slots__ = ("candidates", "ids", "scores")
+
+    def __init__(self, ids: list[Any], scores: list[float],
+                 candidates: list[Candidate | None]) -> None:
+        self.ids = ids
+        self.scores = scores
+        self.candidates = candidates
+
+
+_new = object.__new__
+_slots: dict[str, Any] = dict(vars(Candidate))  # the slot descriptors of the frozen dataclass
+_set_item_id = _slots["item_id"].__set__
+_set_score = _slots["score"].__set__
+_set_source_item_id = _slots["source_item_id"].__set__
+_set_source = _slots["source"].__set__
+
+
+def _candidate(item_id: ItemId, score: float, source_item_id: ItemId | None,
+               source: str) -> Candidate:
+    """``Candidate(...)`` without the frozen-dataclass ``__init__`` (twice as fast; hot path)."""
+    c: Candidate = _new(Candidate)
+    _set_item_id(c, item_id)
+    _set_score(c, score)
+    _set_source_item_id(c, source_item_id)
+    _set_source(c, source)
+    return c
+
+
 def _first_depth(quota: int) -> int:
     """Neighbours fetched for a quota: 25% more, at least one (the medoid is usually seen)."""
     return quota + max(1, -(-quota // 4))
@@ -280,25 +311,30 @@ class Recommender:
         quotas = np.array([s.quota for s in sources], dtype=np.int64)
         self._fetch(sources)
         while True:
-            lists = [s.lst for s in sources]
-            lengths = [len(lst) for lst in lists]  # type: ignore[arg-type]
-            rows = np.concatenate([lst.rows for lst in lists])  # type: ignore[union-attr]
-            scores = np.concatenate([lst.scores for lst in lists])  # type: ignore[union-attr]
-            src = np.repeat(np.arange(m), lengths)
+            lists = [cast(NeighborList, s.lst) for s in sources]
+            lengths = [len(lst) for lst in lists]
+            if m == 1:
+                rows, scores = lists[0].rows, lists[0].scores
+                src = np.zeros(lengths[0], np.int64)
+            else:
+                rows = np.concatenate([lst.rows for lst in lists])
+                scores = np.concatenate([lst.scores for lst in lists])
+                src = np.repeat(np.arange(m), lengths)
+            total = rows.shape[0]
             if excluded:
                 ids: list[Any] = []
                 for s in sources:
-                    ids.extend(self._memo(s)[0])
-                keep = np.flatnonzero(np.array([i not in excluded for i in ids], dtype=bool))
+                    ids += self._memo(s).ids
+                seen = np.fromiter(map(excluded.__contains__, ids), dtype=bool, count=total)
+                keep = np.flatnonzero(~seen)
             else:
-                keep = np.arange(rows.shape[0])
-            if m > 1 and keep.shape[0]:
+                keep = np.arange(total)
+            if m > 1 and keep.shape[0]:  # one copy per item: its best score, earliest source
                 order = keep[np.lexsort((src[keep], -scores[keep]))]
                 _, first = np.unique(rows[order], return_index=True)
                 keep = np.sort(order[first])
             src_kept = src[keep]
-            starts = np.searchsorted(src_kept, np.arange(m))
-            rank = np.arange(keep.shape[0]) - starts[src_kept]
+            rank = np.arange(keep.shape[0]) - np.searchsorted(src_kept, np.arange(m))[src_kept]
             take = rank < quotas[src_kept]
             short = quotas - np.bincount(src_kept[take], minlength=m)
             deepen = [s for s, gap in zip(sources, short.tolist(), strict=True)
@@ -314,38 +350,43 @@ class Recommender:
             rest = keep[~take]
             rest = rest[np.lexsort((rest, -scores[rest]))][: k - chosen.shape[0]]
             chosen = np.concatenate([chosen, rest])
-        offsets = np.concatenate([[0], np.cumsum(lengths)])
         chosen = chosen[np.lexsort((chosen, -scores[chosen]))]  # best first; ties: source order
-        out: list[Candidate] = []
-        src_chosen = src[chosen].tolist()
-        for j, si in zip(chosen.tolist(), src_chosen, strict=True):
-            out.append(self._memo(sources[si])[1](j - int(offsets[si])))
+        return self._candidates(sources, lengths, chosen)
+
+    def _candidates(self, sources: list[_Source], lengths: list[int],
+                    chosen: npt.NDArray[np.int64]) -> list[Candidate]:
+        """The Candidate objects at positions ``chosen`` of the concatenated lists.
+
+        Built once per position and kept in the list's memo: a warm medoid list costs one list
+        lookup per candidate.
+        """
+        memos = [self._memo(s) for s in sources]
+        built: list[Candidate | None] = []
+        for memo in memos:
+            built += memo.candidates
+        picked = chosen.tolist()
+        out = [built[j] for j in picked]
+        if None not in out:
+            return out
+        offsets = np.cumsum([0, *lengths])
+        src = (np.searchsorted(offsets, chosen, side="right") - 1).tolist()
+        for t, (j, si) in enumerate(zip(picked, src, strict=True)):
+            if out[t] is None:
+                memo, s = memos[si], sources[si]
+                pos = j - int(offsets[si])
+                c = _candidate(memo.ids[pos], memo.scores[pos], s.medoid, s.kind)
+                memo.candidates[pos] = c
+                out[t] = c
         return out
 
-    def _memo(self, s: _Source) -> tuple[list[Any], Any]:
-        """Ids of a source's list, and a function position -> Candidate (memoised per list).
-
-        For medoid lists the candidates are built once and kept with the cache entry, so a warm
-        in-process hit allocates nothing per candidate.
-        """
-        lst = cast(NeighborList, s.lst)  # _fetch filled it
-        if lst.memo is not None:
-            return lst.memo
-        ids = self._ids[lst.rows].tolist()
-        scores = lst.scores.tolist()
-        if s.cacheable:
-            medoid = s.medoid
-            built = [Candidate(i, sc, medoid, "medoid") for i, sc in zip(ids, scores, strict=True)]
-            memo = (ids, built.__getitem__)
-            lst.memo = memo
-            return memo
-        kind, source_id = s.kind, s.medoid
-
-        def make(pos: int) -> Candidate:
-            return Candidate(ids[pos], scores[pos], source_id, kind)
-
-        lst.memo = (ids, make)  # a fresh list, not shared: it is never cached
-        return lst.memo
+    def _memo(self, s: _Source) -> _Memo:
+        """Per-list ids, scores and built candidates (kept with the cache entry)."""
+        lst = cast(NeighborList, s.lst)
+        memo = lst.memo
+        if memo is None:
+            ids = self._ids[lst.rows].tolist()
+            memo = lst.memo = _Memo(ids, lst.scores.tolist(), [None] * len(ids))
+        return memo
 
     def _popular(self, k: int, excluded: set[Any] | None) -> list[Candidate]:
         ids = self.popular_item_ids

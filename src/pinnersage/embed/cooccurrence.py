@@ -1,0 +1,263 @@
+"""Co-occurrence item embeddings: PPMI over items engaged with near each other, then truncated SVD.
+
+Items a user engaged with close together in time tend to belong to one interest, which is what
+PinnerSage's Ward clustering needs the embedding to reflect (paper section 2: fixed item
+embeddings). The method is the count-based word embedding of Levy, Goldberg and Dagan (2015)
+applied to action histories:
+
+1. Each user's actions are sorted by time; an item counts once per user, at its latest action
+   (repeat engagements do not inflate pairs).
+2. Two items co-occur when they are at most ``window`` positions apart in one user's sequence.
+   The window bounds the work of a heavy user to ``2 · window`` pairs per action, so counting is
+   linear in the log, never quadratic in one history, and it keeps pairs local in time (one
+   interest) rather than spanning a user's whole history (many interests).
+3. PPMI with context-distribution smoothing: ``max(0, log(C_ij · T / (C_i · P_α(j) · T)))`` with
+   ``P_α(j) ∝ C_j^α`` (α = ``smoothing``, 0.75).
+4. Truncated SVD (scikit-learn ``randomized_svd``, seeded), vectors ``U · sqrt(S)``, then
+   L2-normalised by the catalog.
+
+Items with too few interactions: items seen by fewer than ``min_users`` users are left out before
+counting; items that never co-occur positively with another item (their PPMI row is empty) get no
+vector either, since any vector would be noise. Both counts are in the build statistics; the
+batch job treats actions on items missing from the catalog as unknown (they are skipped and
+counted there). Everything is deterministic for a fixed ``seed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import scipy.sparse as sp
+
+from pinnersage.actions import ActionLog
+from pinnersage.catalog import ItemCatalog
+from pinnersage.embed import BuildResult
+from pinnersage.errors import ConfigError, DataFormatError
+
+__all__ = ["cooccurrence_counts", "cooccurrence_embeddings", "ppmi"]
+
+#: Pairs buffered before they are folded into the sparse count matrix (bounds memory).
+_FLUSH_PAIRS = 4_000_000
+#: Up to this many items, a PPMI matrix denser than 2% is factorised as a dense array.
+_DENSE_ITEMS = 6000
+
+
+def _frame(actions: ActionLog | pd.DataFrame) -> pd.DataFrame:
+    frame = actions.frame if isinstance(actions, ActionLog) else actions
+    missing = [c for c in ("user_id", "item_id") if c not in frame.columns]
+    if missing:
+        present = ", ".join(map(str, frame.columns))
+        raise DataFormatError(f"actions need columns user_id, item_id (and timestamp); missing "
+                              f"{missing[0]!r}; columns present: {present}")
+    return frame
+
+
+def _sequences(frame: pd.DataFrame, min_users: int) -> tuple[
+        np.ndarray, npt.NDArray[np.int64], npt.NDArray[np.int64], dict[str, int]]:
+    """Item ids (sorted) and the deduplicated, time-ordered (user code, item code) sequence."""
+    item_codes, item_ids = pd.factorize(frame["item_id"], sort=True)
+    user_codes, _ = pd.factorize(frame["user_id"], sort=False)
+    n_items = len(item_ids)
+    ts = (frame["timestamp"].to_numpy(dtype=np.int64) if "timestamp" in frame.columns
+          else np.arange(len(frame), dtype=np.int64))
+    order = np.lexsort((ts, user_codes))  # stable: ties keep file order
+    users = user_codes[order].astype(np.int64)
+    items = item_codes[order].astype(np.int64)
+    # an item counts once per user, at its latest action
+    key = users * n_items + items
+    _, last_rev = np.unique(key[::-1], return_index=True)
+    keep = np.sort(len(key) - 1 - last_rev)
+    users, items = users[keep], items[keep]
+    stats = {"actions": len(frame), "user_item_pairs": len(users), "items_in_log": n_items}
+    if min_users > 1:
+        per_item = np.bincount(items, minlength=n_items)
+        ok = per_item[items] >= min_users
+        stats["items_below_min_users"] = int((per_item[(per_item > 0)] < min_users).sum())
+        users, items = users[ok], items[ok]
+    return np.asarray(item_ids, dtype=object), users, items, stats
+
+
+def cooccurrence_counts(users: npt.NDArray[np.int64], items: npt.NDArray[np.int64], n_items: int,
+                        window: int) -> sp.csr_matrix:
+    """Symmetric item-item counts of items at most ``window`` positions apart in one user's
+    sequence.
+
+    Parameters
+    ----------
+    users, items : numpy.ndarray of shape (n,), int64
+        The sequence, grouped by user (contiguous) and in time order within a user.
+    n_items : int
+        Number of item codes.
+    window : int
+        Largest position gap that counts as co-occurrence.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of shape (n_items, n_items), float64
+    """
+    n = len(users)
+    if n == 0:
+        return sp.csr_matrix((n_items, n_items), dtype=np.float64)
+    # position i pairs with positions i+1 .. i+L_i of the same user (L_i <= window)
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+    run_end = np.repeat(np.r_[starts[1:], n], np.diff(np.r_[starts, n]))
+    lengths = np.minimum(window, run_end - np.arange(n) - 1).astype(np.int64)
+    cum = np.cumsum(lengths)
+    counts = sp.csr_matrix((n_items, n_items), dtype=np.float32)
+    lo = 0
+    # Chunks of positions holding about _FLUSH_PAIRS pairs each bound the memory. Within a chunk
+    # the counts are a sparse product P^T (A P): rows of A P hold the items following a position,
+    # P^T sums them per item; scipy's product accumulates without sorting, in O(pairs).
+    while lo < n:
+        base = int(cum[lo - 1]) if lo else 0
+        hi = min(n, max(lo + 1, int(np.searchsorted(cum, base + _FLUSH_PAIRS, side="right"))))
+        lens = lengths[lo:hi]
+        m = int(lens.sum())
+        if m:
+            indptr = np.r_[0, np.cumsum(lens)]
+            row_of = np.repeat(np.arange(hi - lo), lens)
+            offset = np.arange(m) - indptr[row_of] + 1
+            following = sp.csr_matrix(
+                (np.ones(m, dtype=np.float32), items[lo + row_of + offset], indptr),
+                shape=(hi - lo, n_items))
+            owner = sp.csr_matrix(
+                (np.ones(hi - lo, dtype=np.float32), (items[lo:hi], np.arange(hi - lo))),
+                shape=(n_items, hi - lo))
+            counts = counts + owner @ following
+        lo = hi
+    counts = sp.csr_matrix(counts, dtype=np.float64)
+    counts = counts + counts.T
+    return sp.csr_matrix(counts)
+
+
+def ppmi(counts: sp.csr_matrix, smoothing: float = 0.75) -> sp.csr_matrix:
+    """Positive pointwise mutual information of a symmetric count matrix.
+
+    ``max(0, log(C_ij · T / (C_i · T · P_α(j))))`` with ``P_α(j) = C_j^α / Σ C^α``, T the total.
+    Zero entries stay zero (the matrix stays sparse).
+    """
+    counts = sp.csr_matrix(counts, dtype=np.float64)
+    row = np.asarray(counts.sum(axis=1)).ravel()
+    col = np.asarray(counts.sum(axis=0)).ravel()
+    total = row.sum()
+    if total == 0:
+        return counts.copy()
+    ctx = np.power(col, smoothing)
+    ctx /= ctx.sum()
+    rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
+    pmi = np.log(counts.data) - np.log(row[rows]) - np.log(ctx[counts.indices])
+    out = sp.csr_matrix((np.maximum(pmi, 0.0), counts.indices.copy(), counts.indptr.copy()),
+                        shape=counts.shape)
+    out.eliminate_zeros()
+    return out
+
+
+def _check(name: str, value: Any, low: float, integer: bool = True) -> None:
+    bad = isinstance(value, bool) or not isinstance(value, int if integer else (int, float))
+    if bad or value < low:
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"{name} must be {kind} >= {low:g}, got {value!r}")
+
+
+def cooccurrence_embeddings(actions: ActionLog | pd.DataFrame, *, dim: int = 64,
+                            window: int = 50, min_users: int = 1, smoothing: float = 0.75,
+                            seed: int = 0, n_iter: int = 7,
+                            metadata: pd.DataFrame | None = None) -> BuildResult:
+    """Item embeddings from co-occurrence in action histories (PPMI + truncated SVD).
+
+    Parameters
+    ----------
+    actions : ActionLog or pandas.DataFrame
+        Columns ``user_id``, ``item_id`` and ``timestamp`` (order within a user; without it,
+        row order is used).
+    dim : int
+        Dimensions d (fewer when there are fewer items than ``dim``).
+    window : int
+        Items at most this many positions apart in a user's time-ordered sequence co-occur;
+        bounds the work per action (see the module docstring).
+    min_users : int
+        Items engaged by fewer distinct users get no vector.
+    smoothing : float
+        Context-distribution smoothing exponent α of PPMI (1 disables it).
+    seed : int
+        Seed of the randomized SVD.
+    n_iter : int
+        Power iterations of the randomized SVD (more: closer to the exact SVD).
+    metadata : pandas.DataFrame, optional
+        Items metadata (``item_id`` and any of title, image_url, category) for the catalog.
+
+    Returns
+    -------
+    BuildResult
+        The catalog (items sorted by id) and statistics: actions, items_in_log, items_embedded,
+        items_isolated, items_below_min_users, nonzero_pairs, dim, seconds.
+
+    Raises
+    ------
+    ConfigError
+        A parameter is out of range.
+    DataFormatError
+        Missing columns, or fewer than two items co-occur.
+    """
+    _check("dim", dim, 1)
+    _check("window", window, 1)
+    _check("min_users", min_users, 1)
+    _check("seed", seed, 0)
+    _check("n_iter", n_iter, 0)
+    _check("smoothing", smoothing, 0, integer=False)
+    from sklearn.utils.extmath import randomized_svd
+
+    t0 = time.perf_counter()
+    frame = _frame(actions)
+    item_ids, users, items, stats = _sequences(frame, min_users)
+    counts = cooccurrence_counts(users, items, len(item_ids), window)
+    t_counts = time.perf_counter() - t0
+    weights = ppmi(counts, smoothing)
+    has_row = np.diff(weights.indptr) > 0
+    present = np.zeros(len(item_ids), dtype=bool)
+    present[items] = True
+    stats["items_isolated"] = int((present & ~has_row).sum())
+    kept = np.flatnonzero(has_row)
+    if len(kept) < 2:
+        raise DataFormatError(
+            f"co-occurrence embeddings need at least two items that co-occur in some user's "
+            f"history; {len(kept)} do ({stats['actions']} actions, window {window})"
+        )
+    m: sp.csr_matrix | npt.NDArray[np.float64] = weights[kept][:, kept]
+    k = min(dim, len(kept))
+    if len(kept) <= _DENSE_ITEMS and m.nnz > 0.02 * len(kept) ** 2:
+        m = m.toarray()  # dense BLAS (multi-threaded) beats sparse products on dense counts
+    u, s, _ = randomized_svd(m, n_components=k, n_iter=n_iter, random_state=seed)
+    vectors = u * np.sqrt(s)[None, :]
+    norms = np.linalg.norm(vectors, axis=1)
+    inside = norms > 1e-12  # a row outside the top-k subspace has no direction
+    stats["items_outside_subspace"] = int((~inside).sum())
+    catalog = ItemCatalog.from_arrays(item_ids[kept][inside], vectors[inside], metadata)
+    stats.update({
+        "items_embedded": len(catalog), "nonzero_pairs": int(counts.nnz), "dim": k,
+        "window": window, "min_users": min_users, "smoothing": smoothing, "seed": seed,
+        "seconds_counting": round(t_counts, 3),
+        "seconds": round(time.perf_counter() - t0, 3),
+    })
+    return BuildResult(catalog, stats)
+
+
+# -- command line ---------------------------------------------------------------------------------
+
+
+def run_cli(args: argparse.Namespace, config: Any) -> BuildResult:
+    """Build from the parsed flags of ``pinnersage embed cooccurrence``."""
+    from pinnersage.actions import read_actions
+    from pinnersage.catalog import read_items
+
+    log = read_actions(args.actions, config.log, progress=True)
+    print(f"actions: {log.report.summary()}")
+    meta = read_items(args.items) if args.items else None
+    return cooccurrence_embeddings(log, dim=args.dim, window=args.window,
+                                   min_users=args.min_users, smoothing=args.smoothing,
+                                   seed=args.seed, metadata=meta)

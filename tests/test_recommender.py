@@ -1,0 +1,298 @@
+"""The recommender: cluster choice, quotas, merge, exclusion, fallback, query variants."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pinnersage.catalog import ItemCatalog
+from pinnersage.core.profile import InterestCluster, InterestProfile, build_profile
+from pinnersage.errors import ConfigError, EmbeddingVersionMismatchError, UnknownItemError
+from pinnersage.params import IndexParams, ProfileParams, RetrievalParams
+from pinnersage.retrieval import (
+    Candidate,
+    ExactIndex,
+    HnswIndex,
+    LruCache,
+    Recommender,
+    popular_items,
+)
+from pinnersage.retrieval.recommender import _quotas
+
+DIM = 16
+GROUP = 40  # items per topic
+TOPICS = 6
+
+
+@pytest.fixture(scope="module")
+def topics() -> ItemCatalog:
+    """TOPICS tight groups of GROUP items around orthogonal directions; ids "t{topic}-{i}"."""
+    rng = np.random.default_rng(21)
+    x = np.repeat(np.eye(DIM)[:TOPICS], GROUP, axis=0) + 0.05 * rng.standard_normal(
+        (TOPICS * GROUP, DIM))
+    ids = [f"t{t}-{i}" for t in range(TOPICS) for i in range(GROUP)]
+    return ItemCatalog.from_arrays(ids, x)
+
+
+@pytest.fixture(scope="module")
+def exact(topics: ItemCatalog) -> ExactIndex:
+    return ExactIndex.build(topics, IndexParams(kind="exact"))
+
+
+def _topic(item_id: object) -> int:
+    return int(str(item_id)[1:].split("-")[0])
+
+
+def _profile(*clusters: tuple[str, float], **kw: object) -> InterestProfile:
+    return InterestProfile("u", 0.0, tuple(InterestCluster(m, w, 1, 0.0, kw.get("centroid"))  # type: ignore[arg-type]
+                                           for m, w in clusters))
+
+
+def _rec(index: object, catalog: ItemCatalog, **params: object) -> Recommender:
+    return Recommender(index, catalog, params=RetrievalParams(**params))  # type: ignore[arg-type]
+
+
+# -- quotas ---------------------------------------------------------------------------------------
+
+
+def test_equal_quotas_give_the_remainder_to_the_first_chosen() -> None:
+    clusters = [InterestCluster(i, 1.0, 1, 0.0) for i in range(3)]
+    assert _quotas(400, clusters, "equal") == [134, 133, 133]
+    assert _quotas(399, clusters, "equal") == [133, 133, 133]
+    assert _quotas(2, clusters, "equal") == [1, 1, 0]
+
+
+def test_importance_quotas_use_largest_remainder() -> None:
+    clusters = [InterestCluster(i, w, 1, 0.0) for i, w in enumerate([6.0, 3.0, 1.0])]
+    assert _quotas(10, clusters, "importance") == [6, 3, 1]
+    assert _quotas(11, clusters, "importance") == [7, 3, 1]  # 6.6, 3.3, 1.1
+    zero = [InterestCluster(i, 0.0, 1, 0.0) for i in range(3)]
+    assert _quotas(7, zero, "importance") == [3, 2, 2]
+
+
+def test_each_cluster_fills_its_equal_quota(topics: ItemCatalog, exact: ExactIndex) -> None:
+    rec = _rec(exact, topics, selection="top", clusters_per_request=3)
+    out = rec.recommend(_profile(("t0-0", 3.0), ("t1-0", 2.0), ("t2-0", 1.0)), 31, rng=None)
+    assert len(out) == 31 and all(isinstance(c, Candidate) for c in out)
+    per_source = Counter(c.source_item_id for c in out)
+    assert per_source == {"t0-0": 11, "t1-0": 10, "t2-0": 10}
+    assert all(_topic(c.item_id) == _topic(c.source_item_id) for c in out)
+    assert all(c.source == "medoid" for c in out)
+    scores = [c.score for c in out]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_importance_quota(topics: ItemCatalog, exact: ExactIndex) -> None:
+    rec = _rec(exact, topics, selection="top", quota="importance")
+    out = rec.recommend(_profile(("t0-0", 6.0), ("t1-0", 3.0), ("t2-0", 1.0)), 20, rng=None)
+    assert Counter(_topic(c.item_id) for c in out) == {0: 12, 1: 6, 2: 2}
+
+
+def test_fewer_clusters_than_e_use_all_of_the_budget(topics: ItemCatalog,
+                                                     exact: ExactIndex) -> None:
+    rec = _rec(exact, topics, clusters_per_request=3)
+    out = rec.recommend(_profile(("t3-0", 1.0), ("t4-0", 1.0)), 30,
+                        rng=np.random.default_rng(0))
+    assert Counter(_topic(c.item_id) for c in out) == {3: 15, 4: 15}
+
+
+# -- merging --------------------------------------------------------------------------------------
+
+
+def test_duplicates_are_kept_once_with_their_best_score(topics: ItemCatalog,
+                                                        exact: ExactIndex) -> None:
+    rec = _rec(exact, topics, selection="top", exclude_seen=False)
+    profile = _profile(("t0-1", 1.0), ("t0-2", 1.0))  # two medoids of one topic
+    out = rec.recommend(profile, 30, rng=None)
+    ids = [c.item_id for c in out]
+    assert len(ids) == len(set(ids)) == 30
+    for c in out:  # the score is the better of the two queries, the source the better medoid
+        sims = [float(topics.vector(m) @ topics.vector(c.item_id)) for m in ("t0-1", "t0-2")]
+        assert c.score == pytest.approx(max(sims), abs=1e-5)
+        assert c.source_item_id == ("t0-1", "t0-2")[int(np.argmax(sims))]
+
+
+def test_seen_items_are_dropped_and_quotas_still_met(topics: ItemCatalog,
+                                                     exact: ExactIndex) -> None:
+    rec = _rec(exact, topics, selection="top")
+    seen = {f"t0-{i}" for i in range(30)} | {"t1-0"}  # most of topic 0: forces a deeper fetch
+    profile = _profile(("t0-0", 2.0), ("t1-0", 1.0))
+    out = rec.recommend(profile, 20, rng=None, exclude_item_ids=seen)
+    assert len(out) == 20 and not seen & {c.item_id for c in out}
+    assert Counter(c.source_item_id for c in out) == {"t0-0": 10, "t1-0": 10}
+    # exclude_seen off: the same ids are allowed
+    off = _rec(exact, topics, selection="top", exclude_seen=False)
+    assert seen & {c.item_id for c in off.recommend(profile, 20, rng=None,
+                                                     exclude_item_ids=seen)}
+
+
+def test_a_short_cluster_is_made_up_by_the_others(topics: ItemCatalog,
+                                                  exact: ExactIndex) -> None:
+    small = ItemCatalog.from_arrays(list(topics.item_ids[: 2 * GROUP]),
+                                    topics.vectors[: 2 * GROUP])
+    rec = _rec(ExactIndex.build(small), small, selection="top")
+    seen = {f"t0-{i}" for i in range(GROUP)}  # topic 0 has nothing left, the whole index is read
+    out = rec.recommend(_profile(("t0-0", 1.0), ("t1-0", 1.0)), 30, rng=None,
+                        exclude_item_ids=seen)
+    assert len(out) == 30 and {_topic(c.item_id) for c in out} == {1}
+    everything = rec.recommend(_profile(("t0-0", 1.0)), 500, rng=None)
+    assert len(everything) == 2 * GROUP  # as many as the index holds
+
+
+def test_matches_a_naive_reference(topics: ItemCatalog, exact: ExactIndex) -> None:
+    """Slow twin: full sorted lists, exclusion, best-source assignment, quotas, by hand."""
+    rec = _rec(exact, topics, selection="top", clusters_per_request=3)
+    medoids = ["t0-3", "t1-5", "t2-0"]
+    seen = {"t0-3", "t1-5", "t2-0", "t0-7", "t2-9", "t1-0"}
+    out = rec.recommend(_profile(*[(m, 3.0 - i) for i, m in enumerate(medoids)]), 25, rng=None,
+                        exclude_item_ids=seen)
+    best: dict[str, tuple[float, int]] = {}
+    for s, m in enumerate(medoids):
+        for item in topics.item_ids.tolist():
+            if item in seen:
+                continue
+            score = float(topics.vector(m) @ topics.vector(item))
+            if item not in best or score > best[item][0] + 1e-7:
+                best[item] = (score, s)
+    quotas = [9, 8, 8]
+    expected = set()
+    for s in range(3):
+        mine = sorted((it for it, (_, src) in best.items() if src == s),
+                      key=lambda it: -best[it][0])
+        expected |= set(mine[: quotas[s]])
+    assert {c.item_id for c in out} == expected
+
+
+# -- selection, determinism -----------------------------------------------------------------------
+
+
+def test_sampling_is_reproducible_with_a_seed(topics: ItemCatalog, exact: ExactIndex) -> None:
+    rec = _rec(exact, topics)
+    profile = _profile(*[(f"t{t}-0", float(t + 1)) for t in range(TOPICS)])
+    runs = [rec.recommend(profile, 12, rng=np.random.default_rng(5)) for _ in range(2)]
+    assert runs[0] == runs[1]
+    drawn = {frozenset(c.source_item_id for c in rec.recommend(
+        profile, 12, rng=np.random.default_rng(seed))) for seed in range(20)}
+    assert len(drawn) > 1  # different seeds draw different clusters
+    with pytest.raises(ConfigError, match="rng"):
+        rec.recommend(profile, 12, rng=None)
+
+
+def test_paper_preset_and_cache_reuse(topics: ItemCatalog, exact: ExactIndex) -> None:
+    rec = Recommender(exact, topics, params=RetrievalParams.paper(), cache=LruCache(10))
+    profile = _profile(("t0-0", 1.0), ("t1-0", 1.0), ("t2-0", 1.0), ("t3-0", 1.0))
+    first = rec.recommend(profile, 30, rng=np.random.default_rng(1))
+    again = rec.recommend(profile, 30, rng=np.random.default_rng(1))
+    assert first == again and len(first) == 30
+    assert rec.stats()["hits"] == 3 and rec.stats()["misses"] == 3
+
+
+def test_hnsw_and_exact_agree(topics: ItemCatalog, exact: ExactIndex) -> None:
+    hnsw = HnswIndex.build(topics, IndexParams(build_threads=1))
+    profile = _profile(("t0-0", 2.0), ("t4-4", 1.0))
+    a = _rec(exact, topics, selection="top").recommend(profile, 16, rng=None)
+    b = _rec(hnsw, topics, selection="top").recommend(profile, 16, rng=None)
+    assert {c.item_id for c in a} == {c.item_id for c in b}
+
+
+# -- query variants -------------------------------------------------------------------------------
+
+
+def test_centroid_queries_are_not_cached(topics: ItemCatalog, exact: ExactIndex) -> None:
+    rec = _rec(exact, topics, selection="top", query="centroid")
+    centroid = topics.vectors[GROUP * 2: GROUP * 2 + 5].mean(axis=0)
+    profile = _profile(("t2-0", 1.0), centroid=centroid)
+    out = rec.recommend(profile, 10, rng=None)
+    assert len(out) == 10 and all(c.source == "centroid" for c in out)
+    assert all(c.source_item_id == "t2-0" and _topic(c.item_id) == 2 for c in out)
+    assert rec.stats()["hits"] + rec.stats()["misses"] == 0
+    with pytest.raises(ConfigError, match="store_centroids"):
+        rec.recommend(_profile(("t2-0", 1.0)), 10, rng=None)
+
+
+def test_decay_average_share(topics: ItemCatalog, exact: ExactIndex) -> None:
+    rec = _rec(exact, topics, selection="top", decay_average_share=0.25)
+    avg = topics.vector("t5-0")
+    profile = InterestProfile("u", 0.0, (InterestCluster("t0-0", 1.0, 1, 0.0),),
+                              decay_average=avg)
+    out = rec.recommend(profile, 40, rng=None)
+    sources = Counter(c.source for c in out)
+    assert sources == {"medoid": 30, "decay_average": 10}
+    assert all(c.source_item_id is None and _topic(c.item_id) == 5
+               for c in out if c.source == "decay_average")
+    with pytest.raises(ConfigError, match="store_decay_average"):
+        rec.recommend(_profile(("t0-0", 1.0)), 40, rng=None)
+
+
+# -- empty profiles, bad input --------------------------------------------------------------------
+
+
+def test_empty_profile_falls_back_to_popular_items(topics: ItemCatalog, exact: ExactIndex) -> None:
+    popular = ["t3-1", "t0-0", "t5-2", "t1-1"]
+    rec = Recommender(exact, topics, popular_item_ids=popular)
+    out = rec.recommend(InterestProfile("new", 0.0), 3, rng=np.random.default_rng(0),
+                        exclude_item_ids={"t0-0"})
+    assert [c.item_id for c in out] == ["t3-1", "t5-2", "t1-1"]
+    assert all(c.source == "popular" and c.source_item_id is None for c in out)
+    assert [c.score for c in out] == sorted((c.score for c in out), reverse=True)
+    assert Recommender(exact, topics).recommend(InterestProfile("new", 0.0), 3, rng=None) == []
+
+
+def test_popular_items_counts_actions() -> None:
+    frame = pd.DataFrame({"user_id": [1, 2, 3, 1, 2, 4], "item_id": [5, 7, 7, 9, 5, 7],
+                          "timestamp": range(6)})
+    assert popular_items(frame, 2).tolist() == [7, 5]
+    assert popular_items(frame, 10).tolist() == [7, 5, 9]
+
+
+def test_other_embeddings_and_unknown_medoids_are_refused(topics: ItemCatalog,
+                                                          exact: ExactIndex) -> None:
+    other = ItemCatalog.from_arrays([1, 2], np.eye(2))
+    with pytest.raises(EmbeddingVersionMismatchError):
+        Recommender(exact, other)
+    with pytest.raises(UnknownItemError, match="nope"):
+        _rec(exact, topics, selection="top").recommend(_profile(("nope", 1.0)), 5, rng=None)
+    with pytest.raises(ConfigError, match="k must be"):
+        _rec(exact, topics).recommend(_profile(("t0-0", 1.0)), 0, rng=None)
+
+
+# -- the paper's Fig. 2 ---------------------------------------------------------------------------
+
+
+def test_fig2_medoids_hit_every_interest_and_the_mean_hits_none(
+        clustered_vectors: Callable[..., np.ndarray]) -> None:
+    """paper.md section 7, example 1: painting, shoes, sci-fi; the average lands on breakfast."""
+    rng = np.random.default_rng(2)
+    d = 32
+    axes = np.eye(d)[:3]
+    groups = [axes[g] + 0.05 * rng.standard_normal((40, d)) for g in range(3)]
+    mean_dir = axes.sum(axis=0) / np.sqrt(3)
+    breakfast = mean_dir + 0.05 * rng.standard_normal((40, d))
+    background = clustered_vectors(400, d, 20, 0.5, rng)
+    x = np.vstack([*groups, breakfast, background])
+    names = ["painting", "shoes", "scifi", "breakfast"]
+    ids = [f"{names[i // 40]}-{i % 40}" for i in range(160)] + [f"bg-{i}" for i in range(400)]
+    catalog = ItemCatalog.from_arrays(ids, x)
+    index = HnswIndex.build(catalog, IndexParams(build_threads=1))
+    # the user's actions: ten items of each interest
+    acted = [f"{n}-{i}" for n in names[:3] for i in range(10)]
+    vectors = catalog.vectors[catalog.rows(acted)]
+    profile = build_profile(vectors, acted, np.arange(30) * 3600.0, now_s=30 * 3600.0,
+                            params=ProfileParams(store_decay_average=True))
+    mean = profile.decay_average
+    assert mean is not None
+    # (a) the mean is far from all three groups, (b) Ward finds three clusters
+    for g in range(3):
+        assert float(mean @ axes[g]) < 0.8
+    assert len(profile.clusters) == 3
+    # (c) medoids hit all three interests; the mean hits none of them
+    rec = Recommender(index, catalog, params=RetrievalParams.paper())
+    out = rec.recommend(profile, 30, rng=np.random.default_rng(0),
+                        exclude_item_ids=set(acted))
+    assert {c.item_id.split("-")[0] for c in out} == {"painting", "shoes", "scifi"}
+    from_mean = index.search(mean, 30).ids[0]
+    assert {i.split("-")[0] for i in from_mean.tolist()} == {"breakfast"}
