@@ -157,11 +157,12 @@ def main() -> None:
     cold, warm, raw133, raw_depth, sizes = [], [], [], [], []
     for u, (p, s) in enumerate(zip(profiles, seen, strict=True)):
         cache.clear()
+        rng_cold, rng_warm = np.random.default_rng(u), np.random.default_rng(u)
         t = time.perf_counter()
-        out = rec.recommend(p, K_TOTAL, rng=np.random.default_rng(u), exclude_item_ids=s)
+        out = rec.recommend(p, K_TOTAL, rng=rng_cold, exclude_item_ids=s)
         cold.append(time.perf_counter() - t)
         t = time.perf_counter()
-        again = rec.recommend(p, K_TOTAL, rng=np.random.default_rng(u), exclude_item_ids=s)
+        again = rec.recommend(p, K_TOTAL, rng=rng_warm, exclude_item_ids=s)
         warm.append(time.perf_counter() - t)
         if again != out:
             raise SystemExit("warm and cold requests disagree")

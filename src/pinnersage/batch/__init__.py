@@ -1,4 +1,4 @@
-"""The daily batch job (paper sections 3.4, 3.6 and 6): every user's profile from 90 days of actions.
+"""The daily batch job (paper sections 3.4, 3.6, 6): every user's profile from 90 days of actions.
 
 Each user's actions in the window are clustered (Algorithm 1) and summarised as (medoid,
 importance) pairs (Algorithm 2), on this machine (:mod:`.local`) or on Apache Spark (:mod:`.spark`),

@@ -225,7 +225,8 @@ def _check_inputs(user_ids: np.ndarray, item_rows: np.ndarray, timestamps_s: np.
 
 
 def profile_partition(user_ids: npt.ArrayLike, item_rows: npt.ArrayLike,
-                      timestamps_s: npt.ArrayLike, ctx: ProfileContext) -> tuple[pa.Table, PartitionStats]:
+                      timestamps_s: npt.ArrayLike,
+                      ctx: ProfileContext) -> tuple[pa.Table, PartitionStats]:
     """Profiles (Algorithm 2) of every user among these actions, one row per cluster.
 
     Parameters

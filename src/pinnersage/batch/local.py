@@ -33,8 +33,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pinnersage.batch.job import PartitionStats, ProfileContext, RunWindow, partition_of, \
-    profile_partition
+from pinnersage.batch.job import (
+    PartitionStats,
+    ProfileContext,
+    RunWindow,
+    partition_of,
+    profile_partition,
+)
 from pinnersage.batch.snapshot import write_atomic
 from pinnersage.params import LogParams
 
@@ -103,8 +108,8 @@ def spill_actions(files: list[Path], catalog: Any, log_params: LogParams, window
         for _, log in iter_actions(files, log_params, start_s=window.start_s, end_s=window.end_s,
                                    progress=progress):
             rows_read += log.report.rows_read
-            for k, v in log.report.dropped.items():
-                dropped[k] = dropped.get(k, 0) + int(v)
+            for reason, v in log.report.dropped.items():
+                dropped[reason] = dropped.get(reason, 0) + int(v)
             frame = log.frame
             if len(frame) == 0:
                 continue

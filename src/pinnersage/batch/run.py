@@ -83,7 +83,7 @@ def _profile_params(config: Config) -> Any:
     import dataclasses
 
     p = config.profile
-    changes: dict[str, bool] = {}
+    changes: dict[str, Any] = {}
     if config.retrieval.query == "centroid" and not p.store_centroids:
         changes["store_centroids"] = True
     if config.retrieval.decay_average_share > 0 and not p.store_decay_average:
@@ -148,6 +148,10 @@ def run_batch(actions: str | Path, embeddings: str | Path | Any, run_date: str,
     partitions = cfg.batch.partitions
     work = root / ".work" / day
     reused = 0
+    import time
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
     if engine_name == "local":
         from pinnersage.batch.local import compute_partitions, spill_actions
 
@@ -161,10 +165,12 @@ def run_batch(actions: str | Path, embeddings: str | Path | Any, run_date: str,
             write_atomic(job_file, json.dumps(fingerprint, sort_keys=True).encode())
         spill = spill_actions(files, catalog, cfg.log, window, work / "spill", partitions,
                               progress=progress)
+        timings["read_s"] = time.perf_counter() - t0
         n_workers = workers or cfg.batch.workers or _cores()
         paths, stats, reused = compute_partitions(ctx, work / "spill", work / "parts", spill,
                                                   workers=n_workers, progress=progress,
                                                   after_partition=after_partition)
+        timings["profiles_s"] = time.perf_counter() - t0 - timings["read_s"]
         import pyarrow.parquet as pq
 
         tables = [pq.read_table(p) for p in paths]
@@ -176,6 +182,7 @@ def run_batch(actions: str | Path, embeddings: str | Path | Any, run_date: str,
         out = run_spark(files, catalog, ctx, cfg.log, window, partitions, session=spark,
                         work_dir=work)
         table, stats = out.table, out.stats
+        timings.update(out.timings)
         rows_read, rows_kept, dropped = out.rows_read, out.rows_kept, out.dropped
     else:
         from pinnersage.errors import ConfigError
@@ -213,6 +220,7 @@ def run_batch(actions: str | Path, embeddings: str | Path | Any, run_date: str,
         "users_capped": int(stats.users_capped),
         "users_without_clusters": int(stats.users_without_clusters),
     }
+    t1 = time.perf_counter()
     snapshot_dir = publish_snapshot(root, day, table, manifest,
                                     users_without_clusters=stats.users_without_clusters)
     if work.exists():
@@ -220,8 +228,10 @@ def run_batch(actions: str | Path, embeddings: str | Path | Any, run_date: str,
         parent = work.parent
         if parent.exists() and not any(parent.iterdir()):
             parent.rmdir()
+    timings["publish_s"] = time.perf_counter() - t1
+    timings["total_s"] = time.perf_counter() - t0
     snap = open_snapshot(snapshot_dir, verify=False)
-    return BatchResult(snapshot_dir, snap.manifest, reused)
+    return BatchResult(snapshot_dir, snap.manifest, reused, {"timings": timings})
 
 
 def _asdict(obj: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +34,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pinnersage._optional import require
-from pinnersage.batch.job import PartitionStats, ProfileContext, RunWindow, partition_of, \
-    profile_partition, profiles_schema
+from pinnersage.batch.job import (
+    PartitionStats,
+    ProfileContext,
+    RunWindow,
+    partition_of,
+    profile_partition,
+    profiles_schema,
+)
 from pinnersage.params import LogParams
 
 __all__ = ["SparkOutput", "get_session", "run_spark"]
@@ -49,6 +56,8 @@ class SparkOutput:
     rows_read: int
     rows_kept: int
     dropped: dict[str, int]
+    #: Wall seconds of the read and profiles stages.
+    timings: dict[str, float]
 
 
 def get_session(master: str | None = None) -> Any:
@@ -76,7 +85,7 @@ def get_session(master: str | None = None) -> Any:
 def _dict_accumulator(sc: Any) -> Any:
     from pyspark.accumulators import AccumulatorParam
 
-    class _DictSum(AccumulatorParam):  # type: ignore[type-arg,misc]
+    class _DictSum(AccumulatorParam):
         def zero(self, value: dict[str, int]) -> dict[str, int]:
             return {}
 
@@ -149,12 +158,14 @@ def run_spark(files: list[Path], catalog: Any, ctx: ProfileContext, log_params: 
 
     actions_dir = work_dir / "spark-actions"
     profiles_dir = work_dir / "spark-profiles"
+    t0 = time.perf_counter()
     paths = spark.createDataFrame([(str(f.resolve()),) for f in files], "path string")
     paths = paths.repartition(max(1, min(len(files), sc.defaultParallelism * 4)))
     (paths.mapInArrow(read_files, "user_id string, item_row int, timestamp bigint, "
                                   "item_rank bigint")
      .write.mode("overwrite").parquet(str(actions_dir)))
     counts = dict(report.value)
+    read_s = time.perf_counter() - t0
     int_users = counts.get("files_with_str_users", 0) == 0
     stats_acc = _dict_accumulator(sc)
 
@@ -206,11 +217,13 @@ def run_spark(files: list[Path], catalog: Any, ctx: ProfileContext, log_params: 
      .write.mode("overwrite").parquet(str(profiles_dir)))
     stats = PartitionStats.from_dict(stats_acc.value)
     table = _collect(profiles_dir, ctx, int_users)
+    profiles_s = time.perf_counter() - t0 - read_s
     dropped = {k.split(".", 1)[1]: int(v) for k, v in counts.items()
                if k.startswith("dropped.") and v}
     shared.unpersist()
     return SparkOutput(table, stats, int(counts.get("rows_read", 0)),
-                       int(counts.get("rows_kept", 0)), dropped)
+                       int(counts.get("rows_kept", 0)), dropped,
+                       {"read_s": read_s, "profiles_s": profiles_s})
 
 
 def _collect(profiles_dir: Path, ctx: ProfileContext, int_users: bool) -> pa.Table:

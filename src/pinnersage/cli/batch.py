@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from pinnersage.cli._common import add_config_flag, config_from
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
         "batch", help="compute every user's profile for a day and publish a snapshot",
         description="Cluster each user's actions of the history window (default 90 days up to "
                     "the end of --date, UTC) with Ward, summarise every cluster by its medoid "

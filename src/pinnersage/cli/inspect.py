@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from pinnersage.cli._common import add_config_flag
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
         "inspect", help="print one user's interests from a profile snapshot",
         description="Print a user's clusters from the snapshot that DIR/CURRENT names (or from "
                     "a DIR/<date> directory): rank, medoid item (with its title when --items "

@@ -58,7 +58,7 @@ def _frame(actions: ActionLog | pd.DataFrame) -> pd.DataFrame:
 
 
 def _sequences(frame: pd.DataFrame, min_users: int) -> tuple[
-        np.ndarray, npt.NDArray[np.int64], npt.NDArray[np.int64], dict[str, int]]:
+        np.ndarray, npt.NDArray[np.int64], npt.NDArray[np.int64], dict[str, Any]]:
     """Item ids (sorted) and the deduplicated, time-ordered (user code, item code) sequence."""
     item_codes, item_ids = pd.factorize(frame["item_id"], sort=True)
     user_codes, _ = pd.factorize(frame["user_id"], sort=False)
@@ -73,7 +73,8 @@ def _sequences(frame: pd.DataFrame, min_users: int) -> tuple[
     _, last_rev = np.unique(key[::-1], return_index=True)
     keep = np.sort(len(key) - 1 - last_rev)
     users, items = users[keep], items[keep]
-    stats = {"actions": len(frame), "user_item_pairs": len(users), "items_in_log": n_items}
+    stats: dict[str, Any] = {"actions": len(frame), "user_item_pairs": len(users),
+                             "items_in_log": n_items}
     if min_users > 1:
         per_item = np.bincount(items, minlength=n_items)
         ok = per_item[items] >= min_users
@@ -228,7 +229,7 @@ def cooccurrence_embeddings(actions: ActionLog | pd.DataFrame, *, dim: int = 64,
             f"co-occurrence embeddings need at least two items that co-occur in some user's "
             f"history; {len(kept)} do ({stats['actions']} actions, window {window})"
         )
-    m: sp.csr_matrix | npt.NDArray[np.float64] = weights[kept][:, kept]
+    m: Any = weights[kept][:, kept]
     k = min(dim, len(kept))
     if len(kept) <= _DENSE_ITEMS and m.nnz > 0.02 * len(kept) ** 2:
         m = m.toarray()  # dense BLAS (multi-threaded) beats sparse products on dense counts

@@ -158,20 +158,23 @@ def check_bar(report: Mapping[str, Any], *, relevance_margin: float | None = 0.1
         if not {"pinnersage", "decay_average", "last_item"} <= set(ms):
             continue
         ps, da, li = ms["pinnersage"], ms["decay_average"], ms["last_item"]
+
+        def val(d: Mapping[str, Any], key: str) -> float:
+            v = d.get(key)
+            return float("nan") if v is None else float(v)
+
         c = {
-            "recall_diff_ge_-0.005": (ps.get("recall_diff_decay_average") or -1) >= -0.005,
-            "relevance_above_decay_average": (ps.get("relevance") or 0) > (da.get("relevance")
-                                                                           or 0),
-            "recall_above_last_item": (ps.get("recall") or 0) > (li.get("recall") or 0),
-            "relevance_above_last_item": (ps.get("relevance") or 0) > (li.get("relevance") or 0),
+            "recall_diff_ge_-0.005": val(ps, "recall_diff_decay_average") >= -0.005,
+            "relevance_above_decay_average": val(ps, "relevance") > val(da, "relevance"),
+            "recall_above_last_item": val(ps, "recall") > val(li, "recall"),
+            "relevance_above_last_item": val(ps, "relevance") > val(li, "relevance"),
         }
         if relevance_margin is not None and int(b) == min(int(k) for k in report["budgets"]):
             c["relevance_lift_margin_ge_0.15"] = (
-                (ps.get("relevance_lift") or 0) - (da.get("relevance_lift") or 0)
-                >= relevance_margin)
+                val(ps, "relevance_lift") - val(da, "relevance_lift") >= relevance_margin)
         if int(b) == max(int(k) for k in report["budgets"]) and "pinnersage_paper" in ms:
-            c["paper_recall_above_last_item"] = (ms["pinnersage_paper"].get("recall") or 0) > (
-                li.get("recall") or 0)
+            c["paper_recall_above_last_item"] = val(ms["pinnersage_paper"], "recall") > val(
+                li, "recall")
         ok_all = ok_all and all(c.values())
         checks[b] = c
     checks["all"] = ok_all

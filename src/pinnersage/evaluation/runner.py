@@ -24,6 +24,7 @@ back to the decay-average query when the strategy has one, else to the most popu
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol as TypingProtocol
@@ -591,7 +592,9 @@ def evaluate(actions: pd.DataFrame | EncodedLog, models: Sequence[ModelSpec],
                 if x.shape[0] > max_actions:
                     x, t = x[-max_actions:], t[-max_actions:]
                 crng = np.random.default_rng([proto.seed, base_idx + ci, 10**6])
-                profs = case_profiles(x, t, float(case.day_s), profile_params, crng)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # k-means ablation: empty clusters
+                    profs = case_profiles(x, t, float(case.day_s), profile_params, crng)
                 seen = space.row_of[case.seen]
                 data.append(_CaseData(x, t, seen[seen >= 0], profs, int(x.shape[0])))
                 keep_cases.append(case)
@@ -796,7 +799,9 @@ def _kmeans_oracle(x: FloatArray, k: int, rng: np.random.Generator) -> FloatArra
     if uniq.shape[0] <= k:
         c = uniq
     else:
-        c, _ = kmeans2(x, k, minit="++", seed=rng)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # empty clusters on repeated rows are expected
+            c, _ = kmeans2(x, k, minit="++", seed=rng)
     norms = np.linalg.norm(c, axis=1, keepdims=True)
     return np.asarray(c / np.where(norms > 0, norms, 1.0))
 

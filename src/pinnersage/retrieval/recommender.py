@@ -1,7 +1,8 @@
 """Candidate retrieval from a profile (paper section 3.5): sample medoids, query the ANN, blend.
 
 A request picks ``e`` of the user's clusters (``RetrievalParams.selection``: sampled without
-replacement in proportion to importance, as in the paper, or the ``e`` most important), splits the
+replacement in proportion to importance, as in the paper and with the distribution of
+:func:`~pinnersage.core.sampling.sample_medoids`, or the ``e`` most important), splits the
 budget of ``k`` candidates between them, queries the index once per cluster (with the medoid's
 vector, cached by medoid id across users, paper section 3.7; or with the cluster's centroid, not
 cacheable), and merges the lists.
@@ -41,7 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pinnersage.core.profile import InterestCluster, InterestProfile, ItemId
-from pinnersage.core.sampling import sample_medoids, top_medoids
+from pinnersage.core.sampling import top_medoids
 from pinnersage.errors import ConfigError, EmbeddingVersionMismatchError
 from pinnersage.params import RetrievalParams
 from pinnersage.retrieval.cache import LruCache, NeighborCache, NeighborList
@@ -89,13 +90,22 @@ class _Source:
 class _Memo:
     """Python-side views of one neighbour list (internal)."""
 
-    __slots__ = ("candidates", "ids", "scores")
+    __slots__ = ("_position", "candidates", "complete", "ids", "scores")
 
     def __init__(self, ids: list[Any], scores: list[float],
-                 candidates: list[Candidate | None]) -> None:
+                 candidates: list[Candidate | None], *, complete: bool) -> None:
         self.ids = ids
         self.scores = scores
         self.candidates = candidates
+        #: Every entry of ``candidates`` is built.
+        self.complete = complete
+        self._position: dict[Any, int] | None = None
+
+    def position(self) -> dict[Any, int]:
+        """Item id -> position in the list (built on first use)."""
+        if self._position is None:
+            self._position = {item: pos for pos, item in enumerate(self.ids)}
+        return self._position
 
 
 _new = object.__new__
@@ -222,7 +232,7 @@ class Recommender:
         if rng is None:
             raise ConfigError("retrieval.selection = 'sample' draws clusters at random: pass "
                               "rng=numpy.random.default_rng(seed)")
-        return sample_medoids(profile, e, rng=rng)
+        return _sample_clusters(profile.clusters, e, rng)
 
     def _sources(self, profile: InterestProfile, chosen: tuple[InterestCluster, ...],
                  k: int) -> list[_Source]:
@@ -285,9 +295,9 @@ class Recommender:
             return
         medoid_rows = [s for s in todo if s.cacheable]
         vectors: list[npt.NDArray[np.float32]] = []
-        if medoid_rows:
-            rows = self.catalog.rows([s.medoid for s in medoid_rows])
-            vectors.extend(self.catalog.vectors[rows])
+        if medoid_rows:  # row() per id: cheaper than one rows() call for a handful of ids
+            row = self.catalog.row
+            vectors.extend(self.catalog.vectors[[row(s.medoid) for s in medoid_rows]])
         vectors.extend(s.vector for s in todo if not s.cacheable)  # type: ignore[misc]
         order = medoid_rows + [s for s in todo if not s.cacheable]
         queries = np.ascontiguousarray(np.stack(vectors), dtype=np.float32)
@@ -321,18 +331,25 @@ class Recommender:
                 scores = np.concatenate([lst.scores for lst in lists])
                 src = np.repeat(np.arange(m), lengths)
             total = rows.shape[0]
+            keep = np.arange(total)
             if excluded:
-                ids: list[Any] = []
-                for s in sources:
-                    ids += self._memo(s).ids
-                seen = np.fromiter(map(excluded.__contains__, ids), dtype=bool, count=total)
-                keep = np.flatnonzero(~seen)
-            else:
-                keep = np.arange(total)
+                drop: list[int] = []
+                offset = 0
+                for s, length in zip(sources, lengths, strict=True):
+                    memo = self._memo(s)
+                    hits = excluded.intersection(memo.ids)
+                    if hits:
+                        position = memo.position()
+                        drop.extend(offset + position[h] for h in hits)
+                    offset += length
+                if drop:
+                    keep = np.delete(keep, drop)
             if m > 1 and keep.shape[0]:  # one copy per item: its best score, earliest source
-                order = keep[np.lexsort((src[keep], -scores[keep]))]
-                _, first = np.unique(rows[order], return_index=True)
-                keep = np.sort(order[first])
+                kept_rows = np.sort(rows[keep])
+                if (kept_rows[1:] == kept_rows[:-1]).any():
+                    order = keep[np.lexsort((src[keep], -scores[keep]))]
+                    _, first = np.unique(rows[order], return_index=True)
+                    keep = np.sort(order[first])
             src_kept = src[keep]
             rank = np.arange(keep.shape[0]) - np.searchsorted(src_kept, np.arange(m))[src_kept]
             take = rank < quotas[src_kept]
@@ -366,7 +383,7 @@ class Recommender:
             built += memo.candidates
         picked = chosen.tolist()
         out = [built[j] for j in picked]
-        if None not in out:
+        if all(memo.complete for memo in memos):
             return out
         offsets = np.cumsum([0, *lengths])
         src = (np.searchsorted(offsets, chosen, side="right") - 1).tolist()
@@ -385,7 +402,14 @@ class Recommender:
         memo = lst.memo
         if memo is None:
             ids = self._ids[lst.rows].tolist()
-            memo = lst.memo = _Memo(ids, lst.scores.tolist(), [None] * len(ids))
+            scores = lst.scores.tolist()
+            if s.cacheable:  # shared by later requests: build every candidate now
+                medoid = s.medoid
+                built: list[Candidate | None] = [
+                    _candidate(i, sc, medoid, "medoid") for i, sc in zip(ids, scores, strict=True)]
+                memo = lst.memo = _Memo(ids, scores, built, complete=True)
+            else:  # this request only: build the chosen ones
+                memo = lst.memo = _Memo(ids, scores, [None] * len(ids), complete=False)
         return memo
 
     def _popular(self, k: int, excluded: set[Any] | None) -> list[Candidate]:
@@ -397,6 +421,46 @@ class Recommender:
         for rank, item in enumerate(ids[:k]):
             out.append(Candidate(item, 1.0 - rank / max(total, 1), None, "popular"))
         return out
+
+
+def _sample_clusters(clusters: tuple[InterestCluster, ...], e: int,
+                     rng: np.random.Generator) -> tuple[InterestCluster, ...]:
+    """:func:`~pinnersage.core.sampling.sample_medoids` for the request path.
+
+    The same distribution (successive draws without replacement, each in proportion to the
+    importance of the clusters not drawn yet; all clusters when there are ``e`` or fewer; clusters
+    of zero importance only after every positive one, in profile order), drawn from ``e`` uniform
+    numbers with a scan over the weights instead of ``Generator.choice``, whose argument checks
+    cost more than the ANN lookups of a warm request. The tests check it against
+    ``sample_medoids``.
+    """
+    c = len(clusters)
+    if c <= e:
+        return clusters
+    weights = [cl.importance for cl in clusters]
+    eligible = [w > 0 for w in weights]
+    positive = sum(eligible)
+    if positive == 0:
+        return clusters[:e]
+    draws = min(e, positive)
+    total = sum(w for w, ok in zip(weights, eligible, strict=True) if ok)
+    picked: list[InterestCluster] = []
+    for u in rng.random(draws).tolist():
+        target = u * total
+        acc = 0.0
+        chosen = -1
+        for i in range(c):
+            if eligible[i]:
+                chosen = i
+                acc += weights[i]
+                if acc > target:
+                    break
+        eligible[chosen] = False
+        total -= weights[chosen]
+        picked.append(clusters[chosen])
+    if draws < e:
+        picked.extend([cl for cl, w in zip(clusters, weights, strict=True) if w <= 0][: e - draws])
+    return tuple(picked)
 
 
 def _quotas(k: int, chosen: Sequence[InterestCluster], rule: str) -> list[int]:

@@ -1,0 +1,7 @@
+"""``python -m pinnersage``: the command line."""
+
+import sys
+
+from pinnersage.cli import main
+
+sys.exit(main())

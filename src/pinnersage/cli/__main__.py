@@ -1,0 +1,7 @@
+"""``python -m pinnersage.cli``."""
+
+import sys
+
+from pinnersage.cli import main
+
+sys.exit(main())

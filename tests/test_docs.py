@@ -1,0 +1,65 @@
+"""Executable documentation: the README's commands and Python blocks, the examples, the demo."""
+
+from __future__ import annotations
+
+import re
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pinnersage.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def fenced_blocks(text: str) -> list[tuple[str, str]]:
+    return [(m.group(1), m.group(2)) for m in re.finditer(r"```(\w*)\n(.*?)```", text, re.S)]
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    lang, first = fenced_blocks(README)[0]
+    lines = [line for line in first.splitlines() if line.strip()]
+    assert len(lines) == 2, "the first block holds exactly two commands"
+    assert "pinnersage demo" in lines[0], "the main job comes first"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert lines[1] in ci, ".ci/run calls README's test command"
+
+
+@pytest.mark.parametrize("block", [b for lang, b in fenced_blocks(README) if lang == "python"])
+def test_readme_python_blocks_run(block: str, capsys: pytest.CaptureFixture[str]) -> None:
+    exec(compile(block, "README.md", "exec"), {})
+    assert capsys.readouterr().out.strip()
+
+
+def test_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
+    for path in sorted((ROOT / "examples").glob("*.py")):
+        runpy.run_path(str(path), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "candidates, from interests" in out
+
+
+def test_cli_lists_every_command() -> None:
+    done = subprocess.run([sys.executable, "-m", "pinnersage", "--help"], capture_output=True,
+                          text=True, check=True)
+    for command in ("demo", "embed", "index", "batch", "inspect", "evaluate"):
+        assert command in done.stdout
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--users", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "[4/4]" in out and "interests from" in out and "recommended" in out
+    assert (tmp_path / "demo" / "snapshots" / "CURRENT").exists()
+    assert (tmp_path / "demo" / "items.parquet").exists()
+    # titles of medoid products are shown (Online Retail descriptions are upper case)
+    assert re.search(r"\b[A-Z]{3,} [A-Z]{3,}", out)
+
+
+def test_demo_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--actions", str(tmp_path / "missing.parquet")]) == 2
+    assert "not found" in capsys.readouterr().err
