@@ -80,8 +80,8 @@ def floor(catalog: object, users: np.ndarray, items: np.ndarray) -> float:
     starts = np.concatenate(([0], np.flatnonzero(np.diff(users[order])) + 1, [len(users)]))
     with threadpool_limits(limits=1):
         t = time.perf_counter()
-        for a, b in zip(starts[:-1], starts[1:], strict=True):
-            x = v[rows[a:b]]
+        for u in range(starts.shape[0] - 1):
+            x = v[rows[starts[u]:starts[u + 1]]]
             x @ x.T
         return time.perf_counter() - t
 

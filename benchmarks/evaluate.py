@@ -43,8 +43,8 @@ def main() -> int:
         if args.only and name not in args.only:
             continue
         out = DOCS / name
-        cmd = [str(Path(sys.executable).with_name("pinnersage")), "evaluate", *flags, "--out", str(out),
-               "--title", f"Offline evaluation: {name}"]
+        cmd = [str(Path(sys.executable).with_name("pinnersage")), "evaluate", *flags,
+               "--out", str(out), "--title", f"Offline evaluation: {name}"]
         if args.max_users:
             cmd += ["--max-users", str(args.max_users)]
         t0 = time.perf_counter()
@@ -55,7 +55,7 @@ def main() -> int:
                "users": report["protocol"]["n_users_evaluated"],
                "user_days": report["protocol"]["n_cases_evaluated"],
                "bar_met": report["bar"]["all"], "command": "pinnersage evaluate " + " ".join(
-                   flags + ["--out", f"docs/results/{name}"])}
+                   [*flags, "--out", f"docs/results/{name}"])}
         for b, block in report["budgets"].items():
             for m in HEADLINE:
                 s = block["models"][m]

@@ -156,6 +156,13 @@ def test_id_kinds(tmp_path: Path) -> None:
     pd.DataFrame({"user_id": ["7"], "item_id": ["42"], "timestamp": [1]}).to_parquet(
         tmp_path / "s.parquet")
     assert read_actions(tmp_path / "s.parquet").frame["item_id"].tolist() == ["42"]
+    # parquet float ids: NaN is a missing id, whole numbers are int64
+    pd.DataFrame({"user_id": [1.0, np.nan, 3.0], "item_id": [5, 6, 7],
+                  "timestamp": [1, 2, 3]}).to_parquet(tmp_path / "f.parquet")
+    floats = read_actions(tmp_path / "f.parquet")
+    assert floats.frame["user_id"].tolist() == [1, 3]
+    assert floats.frame["user_id"].dtype == np.int64
+    assert floats.report.dropped == {"missing_user": 1}
 
 
 def test_folder_with_disagreeing_id_kinds_becomes_str(tmp_path: Path) -> None:

@@ -122,6 +122,18 @@ def test_no_metadata_title_is_none(vectors: np.ndarray) -> None:
     assert cat.metadata is None and cat.title(1) is None
 
 
+def test_pickles_for_worker_processes(vectors: np.ndarray) -> None:
+    import pickle
+
+    cat = ItemCatalog.from_arrays(["a", "b", "c", "d", "e"], vectors,
+                                  pd.DataFrame({"item_id": ["c"], "title": ["see"]}))
+    back = pickle.loads(pickle.dumps(cat))
+    assert back.embedding_version == cat.embedding_version
+    assert back.row("d") == 3 and back.title("c") == "see"
+    assert not back.vectors.flags.writeable
+    np.testing.assert_array_equal(back.vectors, cat.vectors)
+
+
 # -- files ----------------------------------------------------------------------------------------
 
 

@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from test_eval_protocol import synthetic_log
 
 from pinnersage.cli import main
 from pinnersage.evaluation.report import check_bar
-
-from test_eval_protocol import synthetic_log
 
 NAMED = ["last_item", "decay_average", "decay_average_lambda0", "decay_average_lambda0.1",
          "decay_average_lambda0.25", "pinnersage", "pinnersage_paper", "pinnersage_sample1",

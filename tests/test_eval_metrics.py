@@ -76,6 +76,22 @@ def test_diversity_matches_naive() -> None:
                                                                                         abs=1e-12)
 
 
+def test_padded_diversity_matches_naive() -> None:
+    rng = np.random.default_rng(4)
+    v = _unit(rng, 25).astype(np.float32)
+    padded = np.vstack([v, np.zeros((1, v.shape[1]), np.float32)])
+    rows = rng.integers(0, 25, (6, 7))
+    rows[rng.random((6, 7)) < 0.3] = -1
+    rows[5, 1:] = -1
+    got = M.padded_diversity(padded, rows)
+    for g in range(6):
+        want = N.mean_pairwise_diversity_naive(v[rows[g][rows[g] >= 0]].astype(np.float64))
+        if np.isnan(want):
+            assert np.isnan(got[g])
+        else:
+            assert got[g] == pytest.approx(want, abs=1e-5)
+
+
 def test_bootstrap_lift_and_paired_difference() -> None:
     rng = np.random.default_rng(0)
     base = rng.random(400)

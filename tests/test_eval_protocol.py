@@ -12,9 +12,9 @@ from pinnersage.evaluation.protocol import (
     SECONDS_PER_DAY,
     Protocol,
     encode_log,
+    last_day_starts,
     per_user_cases,
     per_user_training_mask,
-    last_day_starts,
     walk_forward_cases,
 )
 from pinnersage.evaluation.runner import evaluate

@@ -66,8 +66,9 @@ def test_fast_retrieval_equals_recommender(strategy: RetrievalParams) -> None:
         data.append(_CaseData(x, t, seen, profs, n))
     budgets = (7, 40, 100)
     plan = _plan(model, cases, data, lambda j: np.random.default_rng([5, j]))
-    cands, _ = _retrieve(model, plan, data, space, budgets, np.arange(len(catalog)),
-                         np.full((len(cases), 1), -1))
+    probe = [np.array([0, 5, -1]) for _ in cases]
+    cands, scores = _retrieve(model, plan, data, space, budgets, np.arange(len(catalog)), probe)
+    assert scores.shape == (3 * len(cases),) and np.isneginf(scores[2::3]).all()
     rec = Recommender(ExactIndex.build(catalog), catalog, params=strategy)
     for j, case in enumerate(cases):
         profile = build_profile(catalog.vectors[case.hist_items], catalog.item_ids[case.hist_items],
@@ -78,6 +79,10 @@ def test_fast_retrieval_equals_recommender(strategy: RetrievalParams) -> None:
             expect = sorted(c.item_id for c in got)
             mine = sorted(catalog.item_ids[cands[b][j][cands[b][j] >= 0]].tolist())
             assert mine == expect, (j, b)
+        # ranking score: the best cosine over the case's queries
+        queries = np.vstack([plan.vectors[i] for i, c in enumerate(plan.case) if c == j])
+        best = (queries @ catalog.vectors[[0, 5]].T.astype(np.float64)).max(axis=0)
+        np.testing.assert_allclose(scores[3 * j:3 * j + 2], best, rtol=1e-5)
 
 
 def test_case_profiles_equal_build_profile() -> None:
@@ -98,7 +103,9 @@ def test_case_profiles_equal_build_profile() -> None:
             np.testing.assert_allclose(mine.importance, ref.importances, rtol=1e-12)
 
 
-def test_select_clusters_equals_sample_medoids() -> None:
+def test_select_clusters_equals_the_recommenders_draw() -> None:
+    from pinnersage.retrieval.recommender import _sample_clusters
+
     catalog, rng = _world(2)
     p = ProfileParams(distance_threshold=0.5)
     for s in range(20):
@@ -107,10 +114,13 @@ def test_select_clusters_equals_sample_medoids() -> None:
         t = np.sort(rng.integers(0, 80 * 86400, n)).astype(np.int64)
         prof = build_profile(catalog.vectors[hist], hist, t, now_s=90 * 86400.0, params=p)
         for k in (1, 3, 5):
-            want = [c.medoid_item_id for c in sample_medoids(
-                prof, k, rng=np.random.default_rng(s))]
+            want = [c.medoid_item_id for c in _sample_clusters(
+                prof.clusters, k, np.random.default_rng(s))]
             idx = select_clusters(prof.importances, k, "sample", np.random.default_rng(s))
             assert [prof.clusters[i].medoid_item_id for i in idx] == want
+            if len(prof) <= k:  # all of them, as sample_medoids returns them
+                assert want == [c.medoid_item_id for c in sample_medoids(
+                    prof, k, rng=np.random.default_rng(s))]
 
 
 def test_strategies_are_distinct() -> None:

@@ -124,6 +124,8 @@ def test_seen_items_are_dropped_and_quotas_still_met(topics: ItemCatalog,
     out = rec.recommend(profile, 20, rng=None, exclude_item_ids=seen)
     assert len(out) == 20 and not seen & {c.item_id for c in out}
     assert Counter(c.source_item_id for c in out) == {"t0-0": 10, "t1-0": 10}
+    as_array = rec.recommend(profile, 20, rng=None, exclude_item_ids=np.array(sorted(seen)))
+    assert as_array == out
     # exclude_seen off: the same ids are allowed
     off = _rec(exact, topics, selection="top", exclude_seen=False)
     assert seen & {c.item_id for c in off.recommend(profile, 20, rng=None,
@@ -296,3 +298,73 @@ def test_fig2_medoids_hit_every_interest_and_the_mean_hits_none(
     assert {c.item_id.split("-")[0] for c in out} == {"painting", "shoes", "scifi"}
     from_mean = index.search(mean, 30).ids[0]
     assert {i.split("-")[0] for i in from_mean.tolist()} == {"breakfast"}
+
+
+# -- the request-path sampler against core.sampling.sample_medoids (its slow twin) ----------------
+
+
+def test_sampler_matches_sample_medoids_in_distribution() -> None:
+    from pinnersage.core.sampling import sample_medoids
+    from pinnersage.retrieval.recommender import _sample_clusters
+
+    profile = _profile(("a", 6.0), ("b", 3.0), ("c", 1.0), ("d", 0.5), ("e", 0.0))
+    draws = 2500
+    ours: Counter[tuple[str, ...]] = Counter()
+    core: Counter[tuple[str, ...]] = Counter()
+    for seed in range(draws):
+        ours[tuple(str(c.medoid_item_id) for c in _sample_clusters(
+            profile.clusters, 2, np.random.default_rng(seed)))] += 1
+        core[tuple(str(c.medoid_item_id) for c in sample_medoids(
+            profile, 2, rng=np.random.default_rng(seed)))] += 1
+    assert all(len(set(k)) == 2 and "e" not in k for k in ours)  # distinct, zero weight last
+    weights = {"a": 6.0, "b": 3.0, "c": 1.0, "d": 0.5}
+    total = sum(weights.values())
+    for (x, y), count in ours.items():  # ordered pair probability of successive sampling
+        expected = weights[x] / total * weights[y] / (total - weights[x])
+        assert abs(count / draws - expected) < 0.03
+        assert abs(count / draws - core[(x, y)] / draws) < 0.04
+
+
+def test_sampler_edge_cases_match_sample_medoids() -> None:
+    from pinnersage.core.sampling import sample_medoids
+    from pinnersage.retrieval.recommender import _sample_clusters
+
+    rng = np.random.default_rng(0)
+    few = _profile(("a", 1.0), ("b", 2.0))
+    assert _sample_clusters(few.clusters, 3, rng) == sample_medoids(few, 3, rng=rng)
+    zeros = _profile(("a", 0.0), ("b", 0.0), ("c", 0.0), ("d", 0.0))
+    assert _sample_clusters(zeros.clusters, 2, rng) == sample_medoids(zeros, 2, rng=rng)
+    one = _profile(("a", 0.0), ("b", 5.0), ("c", 0.0), ("d", 0.0))
+    picked = _sample_clusters(one.clusters, 3, rng)
+    assert [c.medoid_item_id for c in picked] == ["b", "a", "c"]
+    assert [c.medoid_item_id for c in sample_medoids(one, 3, rng=rng)] == ["b", "a", "c"]
+
+
+def test_candidate_is_an_immutable_record() -> None:
+    c = Candidate("x", 0.5, "m", "medoid")
+    assert c._asdict() == {"item_id": "x", "score": 0.5, "source_item_id": "m",
+                           "source": "medoid"}
+    with pytest.raises(AttributeError):
+        c.score = 1.0  # type: ignore[misc]
+
+
+def test_simple_merge_matches_the_general_merge(topics: ItemCatalog, exact: ExactIndex,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hot-path merge (no shared items) against the general one, on random requests."""
+    rng = np.random.default_rng(4)
+    requests = []
+    for _ in range(40):
+        medoids = rng.choice(topics.item_ids, size=int(rng.integers(1, 5)), replace=False)
+        seen = set(rng.choice(topics.item_ids, size=int(rng.integers(0, 60))).tolist())
+        seen |= set(medoids[:1].tolist())
+        profile = _profile(*[(str(m), float(rng.random()) + 0.1) for m in medoids])
+        requests.append((profile, int(rng.integers(1, 60)), seen, int(rng.integers(100))))
+    params = RetrievalParams(clusters_per_request=3)
+    fast = Recommender(exact, topics, params=params)
+    results = [fast.recommend(p, k, rng=np.random.default_rng(seed), exclude_item_ids=seen)
+               for p, k, seen, seed in requests]
+    monkeypatch.setattr(Recommender, "_merge_simple", lambda self, sources, excluded: None)
+    general = Recommender(exact, topics, params=params)
+    for (p, k, seen, seed), expected in zip(requests, results, strict=True):
+        got = general.recommend(p, k, rng=np.random.default_rng(seed), exclude_item_ids=seen)
+        assert got == expected

@@ -349,7 +349,8 @@ def _ids(col: pa.ChunkedArray, csv: bool) -> tuple[np.ndarray, npt.NDArray[np.bo
         ok = np.isfinite(values)
         if (values[ok] == np.floor(values[ok])).all():
             return np.where(ok, values, 0).astype(np.int64), ok
-        return _str_ids(col.cast(pa.string()))
+        ids, str_ok = _str_ids(col.cast(pa.string()))
+        return ids, str_ok & ok
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         if csv:
             trimmed = pc.utf8_trim_whitespace(col)

@@ -222,6 +222,10 @@ class ItemCatalog:
         self._index = index
         self.embedding_version = _fingerprint(item_ids, vectors)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled for worker processes (batch job): restore without re-validating, read-only
+        return (_restore, (self.item_ids, self.vectors, self.metadata, self.embedding_version))
+
     # -- construction -------------------------------------------------------------------------
 
     @classmethod
@@ -519,6 +523,17 @@ class ItemCatalog:
 # -- helpers ----------------------------------------------------------------------------------
 
 
+def _restore(item_ids: np.ndarray, vectors: npt.NDArray[np.float32],
+             metadata: pd.DataFrame | None, embedding_version: str) -> ItemCatalog:
+    cat = object.__new__(ItemCatalog)
+    item_ids.flags.writeable = False
+    vectors.flags.writeable = False
+    cat.item_ids, cat.vectors, cat.metadata = item_ids, vectors, metadata
+    cat._index = pd.Index(item_ids, dtype=np.int64 if item_ids.dtype == np.int64 else object)
+    cat.embedding_version = embedding_version
+    return cat
+
+
 def _coerce_one(key: Any, int_ids: bool) -> Any:
     if int_ids:
         if isinstance(key, bool | np.bool_):
@@ -650,16 +665,24 @@ def _read_csv_table(p: Path, id_col: str) -> pa.Table:
 
 
 def read_items(path: str | Path, *, id_col: str = "item_id") -> pd.DataFrame:
-    """Read an items file (parquet or CSV): ``id_col`` plus any of title, image_url, category.
+    """Read an items file (parquet or CSV): an id column plus any of title, image_url, category.
 
-    Returns a frame with an ``item_id`` column (ids normalised like the catalog's) and the
-    metadata columns found.
+    The id column is ``id_col``, or ``item_id`` when the file has no ``id_col`` (so the log's
+    item column name, e.g. ``movieId``, works for both). Returns a frame with an ``item_id``
+    column (ids normalised like the catalog's) and the metadata columns found.
     """
-    frame = read_items_table(path, id_col=id_col)
+    p = Path(path)
+    col = id_col
+    if p.exists() and id_col != "item_id":
+        names = (pq.read_schema(p).names if p.name.lower().endswith((".parquet", ".pq"))
+                 else _read_csv_table(p, id_col).column_names)
+        if id_col not in names and "item_id" in names:
+            col = "item_id"
+    frame = read_items_table(p, id_col=col)
     if len(frame.columns) == 1:
         raise DataFormatError(f"items file {path} has none of the columns "
                               f"{', '.join(METADATA_COLUMNS)}")
-    return frame.rename(columns={id_col: "item_id"})
+    return frame.rename(columns={col: "item_id"})
 
 
 def read_items_table(path: str | Path, *, id_col: str = "item_id",

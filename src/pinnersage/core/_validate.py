@@ -8,8 +8,16 @@ import numpy.typing as npt
 from pinnersage.errors import DimensionMismatchError, InvalidVectorsError
 
 
-def as_vectors(vectors: npt.ArrayLike, name: str = "vectors") -> npt.NDArray[np.float64]:
-    """``vectors`` as a C-contiguous float64 (n, d) array, or a typed error."""
+#: Entries above this could overflow squared distances (and their Lance-Williams updates).
+MAX_ABS = 1e100
+
+
+def as_vectors(vectors: npt.ArrayLike, name: str = "vectors",
+               max_abs: float | None = None) -> npt.NDArray[np.float64]:
+    """``vectors`` as a C-contiguous float64 (n, d) array, or a typed error.
+
+    ``max_abs`` bounds the entries' magnitude (distances are squared and must not overflow).
+    """
     try:
         x = np.asarray(vectors, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -21,6 +29,11 @@ def as_vectors(vectors: npt.ArrayLike, name: str = "vectors") -> npt.NDArray[np.
     if not np.isfinite(x).all():
         bad = int(np.argwhere(~np.isfinite(x))[0, 0])
         raise InvalidVectorsError(f"{name} must be finite; row {bad} holds NaN or inf")
+    if max_abs is not None and x.size and float(np.abs(x).max()) > max_abs:
+        bad = int(np.argwhere(np.abs(x) > max_abs)[0, 0])
+        raise InvalidVectorsError(
+            f"{name} must have entries of magnitude <= {max_abs:g} (their squared distances "
+            f"would overflow); row {bad} holds {float(np.abs(x[bad]).max()):g}")
     return np.ascontiguousarray(x)
 
 

@@ -13,19 +13,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
 from pinnersage.core._validate import as_times, as_vectors
 from pinnersage.core.importance import SECONDS_PER_DAY, action_weights
 from pinnersage.core.medoid import _summarise
-from pinnersage.core.ward import _cut, _distance_matrix, _nn_chain
+from pinnersage.core.ward import _MAX_ABS, _cut, _distance_matrix, _fill_squared_distances, _nn_chain
 from pinnersage.errors import DimensionMismatchError, PinnerSageWarning
 from pinnersage.params import ProfileParams
 
 __all__ = ["InterestCluster", "InterestProfile", "ItemId", "build_profile", "cluster_labels"]
 
 ItemId = int | str
+
+_DEFAULT_PARAMS = ProfileParams()
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,30 +156,44 @@ def build_profile(vectors: npt.ArrayLike, item_ids: Sequence[ItemId] | npt.NDArr
         Clusters ordered by importance (highest first; ties: earliest cluster first). An empty
         history gives an empty profile, not an error.
     """
-    p = params if params is not None else ProfileParams()
-    x = as_vectors(vectors)
+    p = params if params is not None else _DEFAULT_PARAMS
+    x = np.asarray(vectors, dtype=np.float64) if not _is_f64(vectors) else vectors
+    if x.ndim != 2 or (x.shape[0] and not x.shape[1]):
+        x = as_vectors(x)  # raises the typed error
     n = x.shape[0]
-    t = as_times(timestamps_s, n)
+    t = np.asarray(timestamps_s, dtype=np.float64)
+    if t.ndim != 1 or t.shape[0] != n:
+        t = as_times(timestamps_s, n)  # raises the typed error
     ids = item_ids if isinstance(item_ids, np.ndarray) else np.asarray(item_ids, dtype=object)
     if ids.ndim != 1 or ids.shape[0] != n:
         raise DimensionMismatchError(f"item_ids must hold one id per row ({n}), got {ids.shape[0]}")
+    if not (np.isfinite(x.sum()) and np.isfinite(t.sum())):
+        as_vectors(x)
+        as_times(t, n)  # one of them raises, naming the row
     now = float(now_s)
     if n == 0:
         return InterestProfile(user_id, now)
-    order = np.argsort(t, kind="stable")
+    if n > 1 and not bool((t[1:] >= t[:-1]).all()):
+        order = np.argsort(t, kind="stable")
+        x, t, ids = x[order], t[order], ids[order]
     if n > p.max_actions_per_user:
         warnings.warn(
             f"user {user_id!r} has {n} actions; only the {p.max_actions_per_user} most recent "
             "are clustered (raise profile.max_actions_per_user to keep more; Ward's memory is "
             "O(n²))", PinnerSageWarning, stacklevel=2)
-        order = order[n - p.max_actions_per_user:]
-        n = order.shape[0]
-    if not np.array_equal(order, np.arange(n)):
-        x = x[order]
-        t = t[order]
-        ids = ids[order]
-    labels, c = cluster_labels(x, p, rng)
-    w = action_weights(t, now, p.decay_per_day)
+        cut = n - p.max_actions_per_user
+        x, t, ids = x[cut:], t[cut:], ids[cut:]
+        n = x.shape[0]
+    if p.method == "ward":
+        status, c, rows, sizes, imps, lasts, centroids, w = _ward_profile(
+            np.ascontiguousarray(x), t, now, float(p.decay_per_day),
+            float(p.distance_threshold), bool(p.keep_singletons))
+        if status:
+            as_vectors(x, max_abs=_MAX_ABS)  # raises InvalidVectorsError
+    else:
+        labels, c = cluster_labels(x, p, rng)
+        w = action_weights(t, now, p.decay_per_day)
+        rows, sizes, imps, lasts, centroids = _summarise(x, labels, c, t, w)
     decay_average = None
     if p.store_decay_average:
         avg = w @ x
@@ -184,14 +201,52 @@ def build_profile(vectors: npt.ArrayLike, item_ids: Sequence[ItemId] | npt.NDArr
         decay_average = (avg / norm if norm > 0 else avg).astype(np.float32)
     if c == 0:
         return InterestProfile(user_id, now, (), n, decay_average)
-    rows, sizes, imps, lasts, centroids = _summarise(x, labels, c, t, w)
-    rank = np.argsort(-imps, kind="stable")
-    clusters = tuple(
-        InterestCluster(
-            ids[rows[k]].item() if isinstance(ids[rows[k]], np.generic) else ids[rows[k]],
-            float(imps[k]), int(sizes[k]), float(lasts[k]),
-            centroids[k].astype(np.float32) if p.store_centroids else None,
-        )
-        for k in rank
-    )
+    rank = np.argsort(-imps[:c], kind="stable")
+    medoids = ids.take(rows[rank]).tolist()
+    imp_list = imps[rank].tolist()
+    size_list = sizes[rank].tolist()
+    last_list = lasts[rank].tolist()
+    if p.store_centroids:
+        cents = centroids[rank].astype(np.float32)
+        clusters = tuple(map(InterestCluster, medoids, imp_list, size_list, last_list, cents))
+    else:
+        clusters = tuple(map(InterestCluster, medoids, imp_list, size_list, last_list))
     return InterestProfile(user_id, now, clusters, n, decay_average)
+
+
+def _is_f64(a: object) -> bool:
+    return isinstance(a, np.ndarray) and a.dtype == np.float64
+
+
+@numba.njit(cache=True, nogil=True)
+def _ward_profile(x: np.ndarray, t: np.ndarray, now_s: float, decay_per_day: float, alpha: float,
+                  keep_singletons: bool) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray,
+                                                  np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+    """Algorithm 2 with Ward, compiled end to end: distances, chain, cut, medoids, importance.
+
+    ``x`` rows are in time order. Returns a status (1: entries too large to square), the number
+    of clusters, and per cluster (in label order) the medoid row, size, importance, latest time,
+    centroid; and the per-action weights.
+    """
+    n = x.shape[0]
+    w = np.empty(n)
+    for i in range(n):
+        age = now_s - t[i]
+        w[i] = np.exp(-decay_per_day * (age if age > 0.0 else 0.0) / SECONDS_PER_DAY)
+    if n == 1:
+        labels = np.zeros(1, np.int64) if keep_singletons else np.full(1, -1, np.int64)
+        c = 1 if keep_singletons else 0
+        rows, size, imp, last, centroid = _summarise(x, labels, c, t, w)
+        return 0, c, rows, size, imp, last, centroid, w
+    for i in range(n):
+        for k in range(x.shape[1]):
+            if abs(x[i, k]) > _MAX_ABS:
+                empty = np.empty(0, np.int64)
+                fempty = np.empty(0)
+                return 1, 0, empty, empty, fempty, fempty, np.empty((0, x.shape[1])), w
+    g = np.dot(x, x.T)
+    _fill_squared_distances(x, g)
+    left, right, height, _ = _nn_chain(g)
+    labels, c = _cut(n, left, right, height, alpha, keep_singletons)
+    rows, size, imp, last, centroid = _summarise(x, labels, c, t, w)
+    return 0, c, rows, size, imp, last, centroid, w

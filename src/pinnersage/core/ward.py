@@ -20,8 +20,8 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from pinnersage.core._validate import as_vectors
-from pinnersage.errors import ConfigError, InvalidVectorsError
+from pinnersage.core._validate import MAX_ABS, as_vectors
+from pinnersage.errors import ConfigError
 
 __all__ = ["ward_clusters", "ward_labels", "ward_merges"]
 
@@ -29,8 +29,7 @@ __all__ = ["ward_clusters", "ward_labels", "ward_merges"]
 # from the difference of the two rows, so that near-duplicates get exact (relative) distances and
 # exact duplicates exactly 0.
 _RECOMPUTE_FRACTION = 1e-4
-# Entries above this could overflow squared distances to inf.
-_MAX_ABS = 1e100
+_MAX_ABS = MAX_ABS
 
 
 @numba.njit(cache=True, nogil=True)
@@ -59,27 +58,59 @@ def _fill_squared_distances(x: np.ndarray, g: np.ndarray) -> None:  # pragma: no
         row[i] = np.inf
 
 
-@numba.njit(cache=True, nogil=True, fastmath={"nnan", "nsz"})
-def _row_min(row: np.ndarray) -> float:  # pragma: no cover - compiled
-    """Smallest entry of a row (vectorised; rows hold no NaN)."""
+@numba.njit(cache=True, nogil=True)
+def _scan(row: np.ndarray, cur: int) -> tuple[float, int]:  # pragma: no cover - compiled
+    """Smallest entry of ``row[:cur]`` and the first slot holding it."""
     best = np.inf
-    for k in range(row.shape[0]):
-        best = min(best, row[k])
-    return best
+    arg = 0
+    for k in range(cur):
+        v = row[k]
+        if v < best:
+            best = v
+            arg = k
+    return best, arg
 
 
 @numba.njit(cache=True, nogil=True)
 def _replay(row: np.ndarray, k: int, synced: np.ndarray, log_x: np.ndarray, log_y: np.ndarray,
-            log_d: np.ndarray, log_nx: np.ndarray, log_ny: np.ndarray, nk: int,
-            recip: np.ndarray, upto: int) -> None:  # pragma: no cover - compiled
-    """Bring row k up to date: apply Eq. 1 for every merge made since it was last written."""
+            log_d: np.ndarray, log_nx: np.ndarray, log_ny: np.ndarray, nk: float,
+            upto: int, nn: np.ndarray, nn_d: np.ndarray,
+            nn_ok: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Bring row k up to date: apply Eq. 1 for every merge made since it was last written.
+
+    Keeps row k's cached nearest neighbour when it survives: Ward is reducible, so a merged
+    cluster is never nearer than the nearer of its parts; the cache dies only when the
+    neighbour itself took part in a merge (a new entry equal to the cached distance at a lower
+    slot takes its place, as a full scan would choose it).
+    """
+    ok = nn_ok[k]
+    j = nn[k]
+    dj = nn_d[k]
+    if upto - synced[k] > 16:
+        # Many pending merges touch many cache lines of the row at random: stream the row in
+        # first (one read per line, in order, which the hardware prefetcher follows).
+        acc = 0.0
+        for i in range(0, row.shape[0], 8):
+            acc += row[i]
+        if acc != acc:  # never true (rows hold no NaN); keeps the reads
+            row[0] = acc
     for t in range(synced[k], upto):
         a = log_x[t]
         b = log_y[t]
         na = log_nx[t]
         nb = log_ny[t]
-        row[a] = ((na + nk) * row[a] + (nb + nk) * row[b] - nk * log_d[t]) * recip[na + nb + nk]
+        v = ((na + nk) * row[a] + (nb + nk) * row[b] - nk * log_d[t]) / (na + nb + nk)
+        row[a] = v
         row[b] = np.inf
+        if ok:
+            if a == j or b == j:
+                ok = False
+            elif v < dj or (v == dj and a < j):
+                j = a
+                dj = v
+    nn_ok[k] = ok
+    nn[k] = j
+    nn_d[k] = dj
     synced[k] = upto
 
 
@@ -91,9 +122,10 @@ def _nn_chain(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     recomputed with Eq. 1 and the merge is logged; any other row k is brought up to date lazily,
     by replaying the logged merges, just before the chain reads it. Replaying applies the same
     arithmetic to the same numbers as row x did, so the matrix stays exactly symmetric, and no
-    strided column write (a cache miss per entry) is ever made. Clusters that left hold +inf.
-    When half the slots have left, the live rows and columns are compacted into the top-left
-    corner, so scans and updates cost the number of live clusters, not n.
+    strided column write (a cache miss per entry) is ever made. Each row caches its nearest
+    neighbour, so most chain steps need no scan. Clusters that left hold +inf. When half the
+    slots have left, the live rows and columns are compacted into the top-left corner, so scans
+    and updates cost the number of live clusters, not n.
 
     Returned cluster ids are original rows: a merged cluster keeps the id of the chain's top.
     Ties: the chain's previous element wins if it is among the nearest, else the lowest slot
@@ -107,17 +139,14 @@ def _nn_chain(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     merged_size = np.empty(m, np.int64)
     log_x = np.empty(m, np.int64)  # slots, for replays
     log_y = np.empty(m, np.int64)
-    log_nx = np.empty(m, np.int64)
-    log_ny = np.empty(m, np.int64)
-    # 1/s for s up to 2n: the row update also visits k = x and k = y (overwritten with inf
-    # just after), where nx + ny + nk can reach 2n.
-    recip = np.empty(2 * n + 1, np.float64)
-    recip[0] = 0.0
-    for s in range(1, 2 * n + 1):
-        recip[s] = 1.0 / s
-    size = np.ones(n, np.int64)
+    log_nx = np.empty(m, np.float64)
+    log_ny = np.empty(m, np.float64)
+    size = np.ones(n, np.float64)
     active = np.ones(n, np.bool_)
     synced = np.zeros(n, np.int64)
+    nn = np.zeros(n, np.int64)
+    nn_d = np.full(n, np.inf)
+    nn_ok = np.zeros(n, np.bool_)
     ids = np.arange(n)
     new_slot = np.empty(n, np.int64)
     chain = np.empty(n, np.int64)
@@ -133,21 +162,27 @@ def _nn_chain(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
                 if active[s]:
                     if synced[s] < step:
                         _replay(dist[s], s, synced, log_x, log_y, height, log_nx, log_ny,
-                                size[s], recip, step)
+                                size[s], step, nn, nn_d, nn_ok)
                     new_slot[s] = j
+                    j += 1
+            live_slots = np.empty(live, np.int64)
+            j = 0
+            for s in range(cur):
+                if active[s]:
+                    live_slots[j] = s
                     j += 1
             j = 0
             for s in range(cur):
                 if active[s]:
                     src = dist[s]
                     dst = dist[j]
-                    i = 0
-                    for t in range(cur):
-                        if active[t]:
-                            dst[i] = src[t]
-                            i += 1
+                    for i in range(live):
+                        dst[i] = src[live_slots[i]]
                     size[j] = size[s]
                     ids[j] = ids[s]
+                    nn_ok[j] = nn_ok[s]
+                    nn[j] = new_slot[nn[s]] if nn_ok[s] else 0
+                    nn_d[j] = nn_d[s]
                     j += 1
             for c in range(chain_len):
                 chain[c] = new_slot[chain[c]]
@@ -163,23 +198,25 @@ def _nn_chain(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
             chain_len = 1
         while True:
             x = chain[chain_len - 1]
-            row = dist[x, :cur]
+            row = dist[x]
             if synced[x] < step:
-                _replay(row, x, synced, log_x, log_y, height, log_nx, log_ny, size[x], recip, step)
-            best = _row_min(row)
+                _replay(row, x, synced, log_x, log_y, height, log_nx, log_ny, size[x], step,
+                        nn, nn_d, nn_ok)
+            if not nn_ok[x]:
+                nn_d[x], nn[x] = _scan(row, cur)
+                nn_ok[x] = True
+            best = nn_d[x]
             if chain_len > 1 and row[chain[chain_len - 2]] == best:
                 break
-            y = 0
-            while y < cur - 1 and row[y] != best:
-                y += 1
-            chain[chain_len] = y
+            chain[chain_len] = nn[x]
             chain_len += 1
         y = chain[chain_len - 2]
         chain_len -= 2
-        rx = dist[x, :cur]
-        ry = dist[y, :cur]
+        rx = dist[x]
+        ry = dist[y]
         if synced[y] < step:
-            _replay(ry, y, synced, log_x, log_y, height, log_nx, log_ny, size[y], recip, step)
+            _replay(ry, y, synced, log_x, log_y, height, log_nx, log_ny, size[y], step,
+                    nn, nn_d, nn_ok)
         nx = size[x]
         ny = size[y]
         left[step] = ids[x]
@@ -189,18 +226,29 @@ def _nn_chain(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
         log_y[step] = y
         log_nx[step] = nx
         log_ny[step] = ny
-        merged_size[step] = nx + ny
-        # Eq. 1 for the whole row; clusters that left hold inf in rx and ry and stay inf.
+        merged_size[step] = np.int64(nx + ny)
+        # Eq. 1 for the whole row, finding its nearest neighbour on the way. Clusters that left
+        # hold inf in rx and ry, and so do slots x (rx[x]) and y (ry[y]): their update is inf.
+        new_best = np.inf
+        new_arg = 0
         for k in range(cur):
             nk = size[k]
-            rx[k] = ((nx + nk) * rx[k] + (ny + nk) * ry[k] - nk * best) * recip[nx + ny + nk]
+            v = ((nx + nk) * rx[k] + (ny + nk) * ry[k] - nk * best) / (nx + ny + nk)
+            rx[k] = v
+            if v < new_best:
+                new_best = v
+                new_arg = k
         rx[x] = np.inf
         rx[y] = np.inf
         active[y] = False
+        nn_ok[y] = False
         live -= 1
         size[x] = nx + ny
-        size[y] = 0  # keeps recip[nx + ny + nk] in range for the rows that left
+        size[y] = 0.0
         synced[x] = step + 1
+        nn[x] = new_arg
+        nn_d[x] = new_best
+        nn_ok[x] = live > 1
     return left, right, height, merged_size
 
 
@@ -250,10 +298,6 @@ def _cut(n: int, left: np.ndarray, right: np.ndarray, height: np.ndarray, alpha:
 
 def _distance_matrix(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Squared Euclidean distances (+inf on the diagonal): one Gram matrix, filled in place."""
-    if x.size and float(np.abs(x).max()) > _MAX_ABS:
-        raise InvalidVectorsError(
-            f"vectors must have entries of magnitude <= {_MAX_ABS:g} (their squared distances "
-            f"would overflow); got {float(np.abs(x).max()):g}")
     g = x @ x.T
     _fill_squared_distances(x, g)
     return g
@@ -276,7 +320,7 @@ def ward_labels(vectors: npt.ArrayLike, distance_threshold: float, *,
     Labels are numbered in the order of each cluster's smallest row.
     """
     alpha = _check_threshold(distance_threshold)
-    x = as_vectors(vectors)
+    x = as_vectors(vectors, max_abs=_MAX_ABS)
     n = x.shape[0]
     if n <= 1:
         labels = np.zeros(n, np.int64) if keep_singletons else np.full(n, -1, np.int64)
@@ -327,7 +371,7 @@ def ward_merges(vectors: npt.ArrayLike) -> npt.NDArray[np.float64]:
     rows sorted by distance (stable), as :func:`scipy.cluster.hierarchy.linkage` orders them.
     ``scipy.cluster.hierarchy.dendrogram`` accepts it after ``Z[:, 2] = sqrt(Z[:, 2])``.
     """
-    x = as_vectors(vectors)
+    x = as_vectors(vectors, max_abs=_MAX_ABS)
     n = x.shape[0]
     if n <= 1:
         return np.empty((0, 4), np.float64)

@@ -161,7 +161,7 @@ def run_cli(args: argparse.Namespace, config: Any) -> BuildResult:
 
     log = read_actions(args.actions, config.log, progress=True)
     print(f"actions: {log.report.summary()}")
-    meta = read_items(args.items) if args.items else None
+    meta = read_items(args.items, id_col=config.log.item_col) if args.items else None
     return als_embeddings(log, dim=args.dim, iterations=args.iterations,
                           regularization=args.regularization, alpha=args.alpha,
                           min_users=args.min_users, seed=args.seed, metadata=meta)

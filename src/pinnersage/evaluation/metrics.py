@@ -23,6 +23,7 @@ __all__ = [
     "candidate_hits",
     "candidate_relevance",
     "mean_pairwise_diversity",
+    "padded_diversity",
     "ranking_metrics",
 ]
 
@@ -97,7 +98,7 @@ def ranking_metrics(pos_scores: FloatArray, neg_scores: FloatArray, pos_case: In
     in_top = position < r[case_sorted]
     top = np.bincount(case_sorted, weights=(in_top & is_pos[order]).astype(np.float64),
                       minlength=n_cases)
-    return top, rr_sum, r
+    return top.astype(np.float64), rr_sum.astype(np.float64), r
 
 
 def mean_pairwise_diversity(vectors: FloatArray, group: IntArray, n_groups: int) -> FloatArray:
@@ -117,6 +118,20 @@ def mean_pairwise_diversity(vectors: FloatArray, group: IntArray, n_groups: int)
     out = 1.0 - mean_cos
     out[n < 2] = np.nan
     return out
+
+
+def padded_diversity(vectors_padded: npt.NDArray[np.float32], rows: IntArray) -> FloatArray:
+    """Diversity of each row of ``rows`` (indices into ``vectors_padded``, -1 for padding).
+
+    ``vectors_padded`` ends with a row of zeros, which -1 selects, so padding adds nothing.
+    """
+    x = vectors_padded[rows]                         # (groups, width, d)
+    sums = x.sum(axis=1, dtype=np.float64)
+    n = (rows >= 0).sum(axis=1).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = 1.0 - ((sums * sums).sum(axis=1) - n) / (n * (n - 1))
+    out[n < 2] = np.nan
+    return np.asarray(out, np.float64)
 
 
 def bootstrap_stats(values: FloatArray, base: int, n_boot: int,

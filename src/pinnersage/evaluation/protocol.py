@@ -31,8 +31,8 @@ __all__ = [
     "EvalCase",
     "Protocol",
     "encode_log",
-    "per_user_cases",
     "last_day_starts",
+    "per_user_cases",
     "walk_forward_cases",
 ]
 

@@ -27,7 +27,8 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol as TypingProtocol
+from typing import Any
+from typing import Protocol as TypingProtocol
 
 import numpy as np
 import numpy.typing as npt
@@ -132,20 +133,41 @@ def case_profiles(x: FloatArray, t: IntArray, now_s: float, params: Sequence[Pro
 
 def select_clusters(importance: FloatArray, k: int, selection: str,
                     rng: np.random.Generator | None) -> IntArray:
-    """Indices of the clusters that query the index, as ``sample_medoids``/``top_medoids``."""
+    """Indices of the clusters that query the index, drawn as the ``Recommender`` draws them.
+
+    ``top``: the ``k`` most important. ``sample``: successive draws without replacement, each in
+    proportion to the importance of the clusters not drawn yet, from ``rng.random(k)`` and a scan
+    over the weights (the ``Recommender``'s request-path form of ``sample_medoids``; clusters of
+    zero importance only after every positive one). All clusters when there are ``k`` or fewer.
+    """
     c = importance.shape[0]
     if c <= k or selection == "top":
         return np.arange(min(c, k))
-    positive = int(np.count_nonzero(importance > 0))
+    weights = importance.tolist()
+    eligible = [w > 0 for w in weights]
+    positive = sum(eligible)
     if positive == 0:
         return np.arange(k)
     draws = min(k, positive)
+    total = sum(w for w, ok in zip(weights, eligible, strict=True) if ok)
     assert rng is not None
-    chosen = rng.choice(c, size=draws, replace=False, p=importance / importance.sum())
+    picked: list[int] = []
+    for u in rng.random(draws).tolist():
+        target = u * total
+        acc = 0.0
+        chosen = -1
+        for i in range(c):
+            if eligible[i]:
+                chosen = i
+                acc += weights[i]
+                if acc > target:
+                    break
+        eligible[chosen] = False
+        total -= weights[chosen]
+        picked.append(chosen)
     if draws < k:
-        zero = np.flatnonzero(importance <= 0)[: k - draws]
-        chosen = np.concatenate([chosen, zero])
-    return np.asarray(chosen, np.int64)
+        picked.extend([i for i, w in enumerate(weights) if w <= 0][: k - draws])
+    return np.asarray(picked, np.int64)
 
 
 def quotas(budget: int, weights: FloatArray, rule: str) -> IntArray:
@@ -288,8 +310,9 @@ class _Ranked:
             part = np.argpartition(-s, self.depth - 1, axis=1)[:, : self.depth]
         else:
             part = np.tile(np.arange(n), (s.shape[0], 1))
+        part = np.sort(part, axis=1)  # ties below then keep the lower row first
         ps = np.take_along_axis(s, part, axis=1)
-        order = np.lexsort((part, -ps), axis=1)
+        order = np.argsort(-ps, axis=1, kind="stable")
         self.rows = np.take_along_axis(part, order, axis=1)
         self.scores = np.take_along_axis(ps, order, axis=1)
         self.full: dict[int, tuple[IntArray, npt.NDArray[np.float32]]] = {}
@@ -348,32 +371,33 @@ def _assemble(ranked: _Ranked, src_q: list[int], quota: list[int], depth: list[i
 
 
 def _retrieve(model: ModelSpec, plan: _Plan, data: list[_CaseData], space: _Space,
-              budgets: Sequence[int], popular: IntArray, rank_items: IntArray,
+              budgets: Sequence[int], popular: IntArray, rank_items: list[IntArray],
               ) -> tuple[dict[int, IntArray], FloatArray]:
-    """Candidates per budget ((cases, budget) catalog rows) and ranking scores (cases, items).
+    """Candidates per budget ((cases, budget) catalog rows) and ranking scores.
 
-    ``rank_items`` (cases, m) holds catalog rows to score (-1: none); scores are the best cosine
-    over the case's queries (-inf when it has none).
+    ``rank_items[j]`` holds the catalog rows case j must score (-1: not in the catalog); the
+    scores, concatenated over cases, are the best cosine over the case's queries (-inf when it
+    has none, or for rows of -1).
     """
     n_cases = len(data)
     n_items = space.vectors.shape[0]
     b_max = max(budgets)
     out = {b: np.full((n_cases, b), -1, np.int64) for b in budgets}
-    rank_scores = np.full(rank_items.shape, -np.inf)
     qcase = np.asarray(plan.case, np.int64)
+    starts = np.searchsorted(qcase, np.arange(n_cases + 1))
+    rank_scores = [np.full(r.shape[0], -np.inf) for r in rank_items]
     ranked = None
     if plan.vectors:
         q = np.vstack(plan.vectors).astype(np.float32)
         s = q @ space.vectors.T
-        safe = np.where(rank_items < 0, 0, rank_items)
-        per_q = np.take_along_axis(s, safe[qcase], axis=1)
-        has_q, first_q = np.unique(qcase, return_index=True)  # qcase is non-decreasing
-        rank_scores[has_q] = np.maximum.reduceat(per_q, first_q, axis=0)
-        rank_scores[rank_items < 0] = -np.inf
-        ranked = _Ranked(s, 2 * b_max + 64)
+        for j, items in enumerate(rank_items):
+            if items.shape[0] and starts[j + 1] > starts[j]:
+                ok = items >= 0
+                block = s[starts[j]:starts[j + 1]][:, items[ok]]
+                rank_scores[j][ok] = block.max(axis=0)
+        ranked = _Ranked(s, 2 * first_depth(b_max))
     weight = np.asarray(plan.weight)
     is_da = np.asarray(plan.is_da, bool)
-    starts = np.searchsorted(qcase, np.arange(n_cases + 1))
     r = model.retrieval
     seen = np.zeros(n_items, bool)
     for j in range(n_cases):
@@ -406,7 +430,8 @@ def _retrieve(model: ModelSpec, plan: _Plan, data: list[_CaseData], space: _Spac
             got = _assemble(ranked, src_q, qu, dep, b, seen)
             out[b][j, : got.shape[0]] = got
         seen[data[j].seen_rows] = False
-    return out, rank_scores
+    flat = np.concatenate(rank_scores) if rank_scores else np.zeros(0)
+    return out, flat
 
 
 # ---------------------------------------------------------------------------------------------
@@ -456,7 +481,7 @@ def default_embedder(frame: pd.DataFrame, kind: str, dim: int, seed: int) -> Vec
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"embedding kind {kind!r} cannot be fit from the action log here; "
                           "use cooccurrence, als, or give --embeddings") from exc
-    return build(frame, dim=dim, seed=seed).catalog  # type: ignore[no-any-return]
+    return build(frame, dim=dim, seed=seed).catalog
 
 
 def _relevance_matrix(vectors: npt.NDArray[np.float32], threshold: float) -> npt.NDArray[np.bool_]:
@@ -544,6 +569,7 @@ def evaluate(actions: pd.DataFrame | EncodedLog, models: Sequence[ModelSpec],
         reference = fit(fit_frame, proto.reference_kind, proto.reference_dim, proto.seed)
     ref = _Space.build(reference, log)
     relevant = _relevance_matrix(ref.vectors, proto.relevance_cosine)
+    ref_padded = np.vstack([ref.vectors, np.zeros((1, ref.vectors.shape[1]), np.float32)])
     train_counts = np.bincount(log.item[fit_mask], minlength=log.item_ids.shape[0])
 
     # --- negatives of the ranking task: per case, shared by every model (paired)
@@ -602,9 +628,12 @@ def evaluate(actions: pd.DataFrame | EncodedLog, models: Sequence[ModelSpec],
             if not keep_cases:
                 continue
             nloc = len(keep_cases)
-            # --- targets (reference vocabulary) and ranking items (codes)
+            # --- targets (reference vocabulary) and ranking items: per case, its positives
+            # (new test items in the model catalog), then k uniform and k popular negatives each
+            k_neg = proto.negatives
             tgt_case, tgt_code, tgt_new = [], [], []
-            pos_case, pos_code, neg_u, neg_p = [], [], [], []
+            pos_case, rank_items, pos_idx, negu_idx, negp_idx = [], [], [], [], []
+            offset = 0
             for j, case in enumerate(keep_cases):
                 tg = case.targets[ref.row_of[case.targets] >= 0]
                 new = ~np.isin(tg, case.seen)
@@ -612,72 +641,64 @@ def evaluate(actions: pd.DataFrame | EncodedLog, models: Sequence[ModelSpec],
                 tgt_code.append(tg)
                 tgt_new.append(new)
                 pos = tg[new & (space.row_of[tg] >= 0)]
-                if pos.shape[0]:
+                npos = pos.shape[0]
+                if npos:
                     nrng = np.random.default_rng([proto.seed, base_idx + j, 7])
-                    pos_case.append(np.full(pos.shape[0], j))
-                    pos_code.append(pos)
-                    neg_u.append(_negatives(case, pos.shape[0], proto.negatives, pool, None,
-                                            nrng).reshape(pos.shape[0], proto.negatives))
-                    neg_p.append(_negatives(case, pos.shape[0], proto.negatives, pool, pop_p,
-                                            nrng).reshape(pos.shape[0], proto.negatives))
+                    neg_u = _negatives(case, npos, k_neg, pool, None, nrng)
+                    neg_p = _negatives(case, npos, k_neg, pool, pop_p, nrng)
+                    codes = np.concatenate([pos, neg_u, neg_p])
+                    rank_items.append(np.where(codes >= 0, space.row_of[np.maximum(codes, 0)],
+                                               -1))
+                    pos_case.append(np.full(npos, j))
+                    pos_idx.append(offset + np.arange(npos))
+                    negu_idx.append(offset + npos + np.arange(npos * k_neg).reshape(npos, k_neg))
+                    negp_idx.append(offset + npos * (1 + k_neg)
+                                    + np.arange(npos * k_neg).reshape(npos, k_neg))
+                    offset += codes.shape[0]
+                else:
+                    rank_items.append(np.zeros(0, np.int64))
             t_case = np.concatenate(tgt_case).astype(np.int64)
             t_code = np.concatenate(tgt_code).astype(np.int64)
             t_new = np.concatenate(tgt_new).astype(bool)
             t_ref = ref.row_of[t_code]
             p_case = np.concatenate(pos_case).astype(np.int64) if pos_case else np.zeros(0, int)
-            p_code = np.concatenate(pos_code).astype(np.int64) if pos_code else np.zeros(0, int)
-            nu = np.vstack(neg_u) if neg_u else np.zeros((0, proto.negatives), int)
-            npop = np.vstack(neg_p) if neg_p else np.zeros((0, proto.negatives), int)
-            # rank items per case: positives then negatives (model rows), padded
-            per_case_items: list[list[IntArray]] = [[] for _ in range(nloc)]
-            for arr_case, arr in ((p_case, p_code[:, None]), (p_case, nu), (p_case, npop)):
-                for j in np.unique(arr_case):
-                    per_case_items[j].append(arr[arr_case == j].reshape(-1))
-            width = max([sum(a.shape[0] for a in lst) for lst in per_case_items] + [1])
-            rank_codes = np.full((nloc, width), -1, np.int64)
-            for j, lst in enumerate(per_case_items):
-                if lst:
-                    flat = np.concatenate(lst)
-                    rank_codes[j, :flat.shape[0]] = flat
-            rank_rows = np.where(rank_codes >= 0, space.row_of[np.maximum(rank_codes, 0)], -1)
-            # offsets of positives / negatives inside each case's rank row
-            n_pos_case = np.bincount(p_case, minlength=nloc)
-            pos_off = np.concatenate([np.arange(c) for c in n_pos_case]) if p_case.size else \
-                np.zeros(0, int)
-            order_pc = np.argsort(p_case, kind="stable")
-            # p_case is ascending already (built case by case)
-            assert np.array_equal(order_pc, np.arange(p_case.shape[0]))
-            k_neg = proto.negatives
+            i_pos = np.concatenate(pos_idx) if pos_idx else np.zeros(0, int)
+            i_negu = np.vstack(negu_idx) if negu_idx else np.zeros((0, k_neg), int)
+            i_negp = np.vstack(negp_idx) if negp_idx else np.zeros((0, k_neg), int)
+            hist_ref = [np.unique(ref.row_of[c.hist_items][ref.row_of[c.hist_items] >= 0])
+                        for c in keep_cases]
             own_div = M.mean_pairwise_diversity(
-                np.concatenate([ref.vectors[np.unique(ref.row_of[c.hist_items][
-                    ref.row_of[c.hist_items] >= 0])] for c in keep_cases]).astype(np.float64),
-                np.concatenate([np.full(np.unique(ref.row_of[c.hist_items][
-                    ref.row_of[c.hist_items] >= 0]).shape[0], j) for j, c in
-                    enumerate(keep_cases)]).astype(np.int64), nloc)
+                ref.vectors[np.concatenate(hist_ref)].astype(np.float64),
+                np.repeat(np.arange(nloc), [h.shape[0] for h in hist_ref]), nloc)
 
-            def rng_of_factory(model_i: int) -> Callable[[int], np.random.Generator]:
-                def rng_of(j: int) -> np.random.Generator:
-                    return np.random.default_rng([proto.seed, base_idx + j, model_i])
+            def rng_of_factory(model_i: int, base: int = base_idx
+                               ) -> Callable[[int], np.random.Generator]:
+                def rng_of(case_j: int) -> np.random.Generator:
+                    return np.random.default_rng([proto.seed, base + case_j, model_i])
                 return rng_of
 
             default_clusters = np.zeros(nloc)
+            done: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
             for model in models:
                 mi = model_index[model.name]
+                same = done.get(_model_key(model))
+                if same is not None:  # an identical configuration (a sweep point): reuse it
+                    copies = [{**rec, "model": model.name} for rec in same]
+                    records.extend(copies)
+                    continue
+                mine: list[dict[str, Any]] = []
+                done[_model_key(model)] = mine
                 plan = _plan(model, keep_cases, data, rng_of_factory(mi))
                 if model is default_ps:
                     default_clusters = np.asarray(plan.n_clusters, np.float64)
-                cands, rscores = _retrieve(model, plan, data, space, budgets, popular, rank_rows)
+                cands, rscores = _retrieve(model, plan, data, space, budgets, popular,
+                                           rank_items)
                 # ranking metrics (budget independent)
                 rk = {}
                 if p_case.size:
-                    base_cols = n_pos_case[p_case]
-                    pos_s = rscores[p_case, pos_off]
-                    col_u = base_cols[:, None] + pos_off[:, None] * k_neg + np.arange(k_neg)
-                    col_p = col_u + n_pos_case[p_case][:, None] * k_neg
-                    neg_su = np.take_along_axis(rscores[p_case], col_u, axis=1)
-                    neg_sp = np.take_along_axis(rscores[p_case], col_p, axis=1)
-                    top_u, rr_u, r_u = M.ranking_metrics(pos_s, neg_su, p_case, nloc)
-                    top_p, rr_p, _ = M.ranking_metrics(pos_s, neg_sp, p_case, nloc)
+                    pos_s = rscores[i_pos]
+                    top_u, rr_u, r_u = M.ranking_metrics(pos_s, rscores[i_negu], p_case, nloc)
+                    top_p, rr_p, _ = M.ranking_metrics(pos_s, rscores[i_negp], p_case, nloc)
                     rk = {"rank_top": top_u, "rank_rr": rr_u, "rank_r": r_u,
                           "rankp_top": top_p, "rankp_rr": rr_p}
                 for b in budgets:
@@ -686,10 +707,7 @@ def evaluate(actions: pd.DataFrame | EncodedLog, models: Sequence[ModelSpec],
                     hits = M.candidate_hits(codes, t_case, t_code, log.item_ids.shape[0])
                     cref = np.where(codes >= 0, ref.row_of[np.maximum(codes, 0)], -1)
                     rel = M.candidate_relevance(cref, t_case, t_ref, relevant)
-                    valid = cref >= 0
-                    grp = np.repeat(np.arange(nloc), cref.shape[1])[valid.reshape(-1)]
-                    div = M.mean_pairwise_diversity(
-                        ref.vectors[cref[valid]].astype(np.float64), grp, nloc)
+                    div = M.padded_diversity(ref_padded, cref)
                     sums = {
                         "hits_new": np.bincount(t_case, weights=hits & t_new, minlength=nloc),
                         "n_new": np.bincount(t_case, weights=t_new, minlength=nloc),
@@ -705,7 +723,8 @@ def evaluate(actions: pd.DataFrame | EncodedLog, models: Sequence[ModelSpec],
                             rec[key] = float(arr[j])
                         for key, arr in rk.items():
                             rec[key] = float(arr[j])
-                        records.append(rec)
+                        mine.append(rec)
+                records.extend(mine)
             # --- next-action study (Table 1), in the model space
             for j, (case, cd) in enumerate(zip(keep_cases, data, strict=True)):
                 nxt = space.row_of[case.first_target]
@@ -789,6 +808,15 @@ def evaluate(actions: pd.DataFrame | EncodedLog, models: Sequence[ModelSpec],
         "reference_version": getattr(reference, "embedding_version", None),
     }
     return EvalResult(proto, list(models), pu, users_df, na, info)
+
+
+def _model_key(model: ModelSpec) -> tuple[Any, ...]:
+    """Models with equal keys retrieve identically (same draws): computed once."""
+    if model.kind == "last_item":
+        return ("last_item",)
+    if model.kind == "decay_average":
+        return ("decay_average", float(model.decay_per_day))
+    return ("pinnersage", model.profile, model.retrieval)
 
 
 def _kmeans_oracle(x: FloatArray, k: int, rng: np.random.Generator) -> FloatArray:
