@@ -29,8 +29,10 @@ DAY = 86_400
 ALPHAS = [0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0]
 DATASETS = {
     "online-retail": (ROOT / "data" / "online-retail" / "actions.parquet", LogParams()),
-    "movielens": (ROOT.parent / "shared" / "data" / "ml-latest-small" / "ratings.csv",
-                  LogParams(user_col="userId", item_col="movieId", time_col="timestamp")),
+    "movielens": (
+        ROOT.parent / "shared" / "data" / "ml-latest-small" / "ratings.csv",
+        LogParams(user_col="userId", item_col="movieId", time_col="timestamp"),
+    ),
 }
 
 
@@ -64,20 +66,29 @@ def sweep(name: str, path: Path, log_params: LogParams, max_users: int) -> list[
         counts_arr = np.array(counts)
         light = counts_arr[sizes < heavy_cut]
         heavy = counts_arr[sizes >= heavy_cut]
-        out.append({
-            "dataset": name, "alpha": alpha,
-            "clusters_median": float(np.median(counts_arr)),
-            "clusters_p90": float(np.quantile(counts_arr, 0.9)),
-            "clusters_max": int(counts_arr.max()),
-            "light_median": float(np.median(light)), "heavy_median": float(np.median(heavy)),
-            "actions_in_multi_clusters": kept / int(sizes.sum()),
-            "medoid_cosine_to_user_mean": float(np.mean(cohesion)) if cohesion else float("nan"),
-        })
+        out.append(
+            {
+                "dataset": name,
+                "alpha": alpha,
+                "clusters_median": float(np.median(counts_arr)),
+                "clusters_p90": float(np.quantile(counts_arr, 0.9)),
+                "clusters_max": int(counts_arr.max()),
+                "light_median": float(np.median(light)),
+                "heavy_median": float(np.median(heavy)),
+                "actions_in_multi_clusters": kept / int(sizes.sum()),
+                "medoid_cosine_to_user_mean": float(np.mean(cohesion))
+                if cohesion
+                else float("nan"),
+            }
+        )
         r = out[-1]
-        print(f"{name:14s} α={alpha:4.1f}  clusters/user median {r['clusters_median']:5.1f} "
-              f"p90 {r['clusters_p90']:6.1f} max {r['clusters_max']:4d}  light {r['light_median']:5.1f} "
-              f"heavy {r['heavy_median']:6.1f}  in clusters≥2 {r['actions_in_multi_clusters']:.2f}",
-              flush=True)
+        print(
+            f"{name:14s} α={alpha:4.1f}  clusters/user median {r['clusters_median']:5.1f} "
+            f"p90 {r['clusters_p90']:6.1f} max {r['clusters_max']:4d}  "
+            f"light {r['light_median']:5.1f} "
+            f"heavy {r['heavy_median']:6.1f}  in clusters≥2 {r['actions_in_multi_clusters']:.2f}",
+            flush=True,
+        )
     return out
 
 
@@ -88,11 +99,17 @@ def main() -> None:
     rows = []
     for name, (path, log_params) in DATASETS.items():
         rows += sweep(name, path, log_params, args.users)
-    lines = ["| dataset | α | clusters/user median | p90 | max | light users (median) "
-             "| heavy users, top 10% (median) | actions in clusters of ≥ 2 |", "|" + "---|" * 8]
-    lines += [f"| {r['dataset']} | {r['alpha']} | {r['clusters_median']:.0f} | {r['clusters_p90']:.0f} "
-              f"| {r['clusters_max']} | {r['light_median']:.0f} | {r['heavy_median']:.0f} "
-              f"| {r['actions_in_multi_clusters']:.2f} |" for r in rows]
+    lines = [
+        "| dataset | α | clusters/user median | p90 | max | light users (median) "
+        "| heavy users, top 10% (median) | actions in clusters of ≥ 2 |",
+        "|" + "---|" * 8,
+    ]
+    lines += [
+        f"| {r['dataset']} | {r['alpha']} | {r['clusters_median']:.0f} | {r['clusters_p90']:.0f} "
+        f"| {r['clusters_max']} | {r['light_median']:.0f} | {r['heavy_median']:.0f} "
+        f"| {r['actions_in_multi_clusters']:.2f} |"
+        for r in rows
+    ]
     table = "\n".join(lines)
     print("\n" + table)
     RESULTS.mkdir(parents=True, exist_ok=True)

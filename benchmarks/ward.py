@@ -19,7 +19,9 @@ import json
 import platform
 import statistics
 import time
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
@@ -36,12 +38,21 @@ def user_vectors(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
+def scipy_ward(x: np.ndarray, cut: float) -> np.ndarray:
+    return fcluster(linkage(x, "ward"), t=cut, criterion="distance")
+
+
+def fastcluster_ward(fastcluster: Any, x: np.ndarray, cut: float) -> np.ndarray:
+    return fcluster(fastcluster.linkage_vector(x, "ward"), t=cut, criterion="distance")
+
+
 def median_time(fn, budget_s: float, min_repeats: int = 5, max_repeats: int = 2000) -> float:
     fn()  # warm
     times: list[float] = []
     start = time.perf_counter()
-    while len(times) < max_repeats and (len(times) < min_repeats
-                                         or time.perf_counter() - start < budget_s):
+    while len(times) < max_repeats and (
+        len(times) < min_repeats or time.perf_counter() - start < budget_s
+    ):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
@@ -71,39 +82,63 @@ def main() -> None:
                 t = np.sort(rng.uniform(0, 90 * 86400, n))
                 now = 90 * 86400.0
                 x64 = x.astype(np.float64)
-                ours = median_time(lambda: build_profile(x, ids, t, now_s=now, params=params), budget)
-                scipy_t = median_time(lambda: fcluster(linkage(x64, "ward"), t=np.sqrt(alpha),
-                                                        criterion="distance"), budget)
+                ours = median_time(
+                    partial(build_profile, x, ids, t, now_s=now, params=params), budget
+                )
+                cut = np.sqrt(alpha)
+                scipy_t = median_time(partial(scipy_ward, x64, cut), budget)
                 fc = None
                 if fastcluster is not None:
-                    fc = median_time(lambda: fcluster(fastcluster.linkage_vector(x64, "ward"),
-                                                      t=np.sqrt(alpha), criterion="distance"), budget)
-                floor = median_time(lambda: x64 @ x64.T, budget)
-                rows.append({"n": n, "d": d, "ours_s": ours, "scipy_s": scipy_t,
-                             "fastcluster_s": fc, "floor_s": floor,
-                             "speedup_vs_scipy": scipy_t / ours, "ratio_to_floor": ours / floor})
+                    fc = median_time(partial(fastcluster_ward, fastcluster, x64, cut), budget)
+                floor = median_time(partial(np.dot, x64, x64.T), budget)
+                rows.append(
+                    {
+                        "n": n,
+                        "d": d,
+                        "ours_s": ours,
+                        "scipy_s": scipy_t,
+                        "fastcluster_s": fc,
+                        "floor_s": floor,
+                        "speedup_vs_scipy": scipy_t / ours,
+                        "ratio_to_floor": ours / floor,
+                    }
+                )
                 r = rows[-1]
-                print(f"n={n:5d} d={d:3d}  ours {ours*1e3:9.3f} ms  scipy {scipy_t*1e3:9.3f} ms  "
-                      f"x{r['speedup_vs_scipy']:5.1f}  floor {floor*1e3:8.3f} ms  "
-                      f"ours/floor {r['ratio_to_floor']:5.2f}", flush=True)
-    header = ("| n | d | ours: whole profile (ms) | SciPy linkage+fcluster (ms) | fastcluster (ms) "
-              "| speed-up vs SciPy | X @ X.T floor (ms) | ours / floor |")
+                print(
+                    f"n={n:5d} d={d:3d}  ours {ours * 1e3:9.3f} ms  scipy {scipy_t * 1e3:9.3f} ms  "
+                    f"x{r['speedup_vs_scipy']:5.1f}  floor {floor * 1e3:8.3f} ms  "
+                    f"ours/floor {r['ratio_to_floor']:5.2f}",
+                    flush=True,
+                )
+    header = (
+        "| n | d | ours: whole profile (ms) | SciPy linkage+fcluster (ms) | fastcluster (ms) "
+        "| speed-up vs SciPy | X @ X.T floor (ms) | ours / floor |"
+    )
     lines = [header, "|" + "---|" * 8]
     for r in rows:
-        fc = f"{r['fastcluster_s']*1e3:.3f}" if r["fastcluster_s"] is not None else "n/a"
-        lines.append(f"| {r['n']} | {r['d']} | {r['ours_s']*1e3:.3f} | {r['scipy_s']*1e3:.3f} | {fc} "
-                     f"| {r['speedup_vs_scipy']:.1f}x | {r['floor_s']*1e3:.3f} | {r['ratio_to_floor']:.2f} |")
+        fc = f"{r['fastcluster_s'] * 1e3:.3f}" if r["fastcluster_s"] is not None else "n/a"
+        lines.append(
+            f"| {r['n']} | {r['d']} | {r['ours_s'] * 1e3:.3f} | {r['scipy_s'] * 1e3:.3f} | {fc} "
+            f"| {r['speedup_vs_scipy']:.1f}x | {r['floor_s'] * 1e3:.3f} "
+            f"| {r['ratio_to_floor']:.2f} |"
+        )
     table = "\n".join(lines)
     print()
     print(table)
     RESULTS.mkdir(exist_ok=True)
-    meta = {"machine": platform.machine(), "python": platform.python_version(),
-            "numpy": np.__version__, "blas_threads": 1, "quick": args.quick,
-            "distance_threshold": alpha}
+    meta = {
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas_threads": 1,
+        "quick": args.quick,
+        "distance_threshold": alpha,
+    }
     name = "ward-quick" if args.quick else "ward"
     (RESULTS / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     (RESULTS / f"{name}.md").write_text(
-        "# Ward benchmark (`python benchmarks/ward.py`)\n\n" + table + "\n")
+        "# Ward benchmark (`python benchmarks/ward.py`)\n\n" + table + "\n"
+    )
     print(f"\nwrote {RESULTS / (name + '.json')} and {RESULTS / (name + '.md')}")
 
 

@@ -21,17 +21,29 @@ vectors = np.repeat(topics, 100, axis=0) + 0.08 * rng.normal(size=(300, 32))
 catalog = ItemCatalog.from_arrays([f"item-{i}" for i in range(300)], vectors)
 
 # A user who engaged with all three topics over 60 days (most recently with sci-fi).
-rows = np.concatenate([rng.integers(0, 100, 8), rng.integers(100, 200, 5), rng.integers(200, 300, 12)])
+rows = np.concatenate(
+    [rng.integers(0, 100, 8), rng.integers(100, 200, 5), rng.integers(200, 300, 12)]
+)
 times = np.sort(rng.uniform(0, 60 * DAY, rows.size))
 now = 60 * DAY
-profile = build_profile(catalog.vectors[rows], catalog.item_ids[rows], times, now_s=now,
-                        params=ProfileParams(distance_threshold=1.0), user_id="alice")
+profile = build_profile(
+    catalog.vectors[rows],
+    catalog.item_ids[rows],
+    times,
+    now_s=now,
+    params=ProfileParams(distance_threshold=1.0),
+    user_id="alice",
+)
 for cluster in profile.clusters:
     print(f"{cluster.medoid_item_id:>9}  importance {cluster.importance:6.3f}  size {cluster.size}")
 
 # The paper's retrieval: 3 medoids sampled in proportion to importance, their nearest items.
 picked = sample_medoids(profile, 3, rng=rng)
 recommender = Recommender(ExactIndex.build(catalog), catalog)
-candidates = recommender.recommend(profile, 12, rng=rng, exclude_item_ids=set(catalog.item_ids[rows]))
+candidates = recommender.recommend(
+    profile, 12, rng=rng, exclude_item_ids=set(catalog.item_ids[rows])
+)
 print(f"sampled medoids: {[c.medoid_item_id for c in picked]}")
-print(f"{len(candidates)} candidates, from interests {sorted({c.source_item_id for c in candidates})}")
+print(
+    f"{len(candidates)} candidates, from interests {sorted({c.source_item_id for c in candidates})}"
+)

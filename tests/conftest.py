@@ -83,7 +83,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
-    if os.environ.get("PINNERSAGE_NO_SKIP") == "1" and report.skipped and not hasattr(report, "wasxfail"):
+    no_skip = os.environ.get("PINNERSAGE_NO_SKIP") == "1"
+    if no_skip and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped, but PINNERSAGE_NO_SKIP=1 forbids skips: {report.longrepr}"
 # ==== end project-wide ===========================================================================

@@ -21,7 +21,7 @@ def fenced_blocks(text: str) -> list[tuple[str, str]]:
 
 
 def test_readme_starts_with_the_two_commands() -> None:
-    lang, first = fenced_blocks(README)[0]
+    _lang, first = fenced_blocks(README)[0]
     lines = [line for line in first.splitlines() if line.strip()]
     assert len(lines) == 2, "the first block holds exactly two commands"
     assert "pinnersage demo" in lines[0], "the main job comes first"
@@ -43,8 +43,9 @@ def test_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_cli_lists_every_command() -> None:
-    done = subprocess.run([sys.executable, "-m", "pinnersage", "--help"], capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pinnersage", "--help"], capture_output=True, text=True, check=True
+    )
     for command in ("demo", "embed", "index", "batch", "inspect", "evaluate"):
         assert command in done.stdout
 
@@ -60,6 +61,8 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert re.search(r"\b[A-Z]{3,} [A-Z]{3,}", out)
 
 
-def test_demo_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_bad_input_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["demo", "--actions", str(tmp_path / "missing.parquet")]) == 2
     assert "not found" in capsys.readouterr().err

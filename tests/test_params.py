@@ -13,15 +13,30 @@ from pinnersage.params import IndexParams, LogParams
 @pytest.mark.parametrize(
     ("build", "message"),
     [
-        (lambda: ProfileParams(distance_threshold=-1.0), "profile.distance_threshold must be >= 0, got -1.0"),
-        (lambda: ProfileParams(decay_per_day=float("nan")), "profile.decay_per_day must be a finite"),
-        (lambda: ProfileParams(max_actions_per_user=0), "profile.max_actions_per_user must be >= 1"),
+        (
+            lambda: ProfileParams(distance_threshold=-1.0),
+            "profile.distance_threshold must be >= 0, got -1.0",
+        ),
+        (
+            lambda: ProfileParams(decay_per_day=float("nan")),
+            "profile.decay_per_day must be a finite",
+        ),
+        (
+            lambda: ProfileParams(max_actions_per_user=0),
+            "profile.max_actions_per_user must be >= 1",
+        ),
         (lambda: ProfileParams(max_actions_per_user=2.5), "must be an integer"),
         (lambda: ProfileParams(keep_singletons="yes"), "keep_singletons must be true or false"),
         (lambda: ProfileParams(method="single"), "profile.method must be one of 'ward'"),
         (lambda: ProfileParams(distance_threshold=True), "must be a number"),
-        (lambda: RetrievalParams(clusters_per_request=0), "retrieval.clusters_per_request must be >= 1"),
-        (lambda: RetrievalParams(decay_average_share=1.0), "retrieval.decay_average_share must be < 1"),
+        (
+            lambda: RetrievalParams(clusters_per_request=0),
+            "retrieval.clusters_per_request must be >= 1",
+        ),
+        (
+            lambda: RetrievalParams(decay_average_share=1.0),
+            "retrieval.decay_average_share must be < 1",
+        ),
         (lambda: RetrievalParams(quota="fair"), "retrieval.quota must be one of"),
         (lambda: IndexParams(dedupe_cosine=1.5), "index.dedupe_cosine must be <= 1"),
         (lambda: LogParams(user_col=""), "log.user_col must be a non-empty column name"),
@@ -41,8 +56,13 @@ def test_defaults_are_documented_and_frozen() -> None:
         p.decay_per_day = 0.1  # type: ignore[misc]
     assert ProfileParams.paper().keep_singletons is False
     paper = RetrievalParams.paper()
-    assert (paper.selection, paper.clusters_per_request, paper.quota, paper.query,
-            paper.decay_average_share) == ("sample", 3, "equal", "medoid", 0.0)
+    assert (
+        paper.selection,
+        paper.clusters_per_request,
+        paper.quota,
+        paper.query,
+        paper.decay_average_share,
+    ) == ("sample", 3, "equal", "medoid", 0.0)
 
 
 def test_toml_file_then_overrides(tmp_path: Path) -> None:

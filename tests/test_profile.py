@@ -84,8 +84,9 @@ def test_build_profile_three_interests() -> None:
     ids = np.arange(100, 100 + len(x))
     t = np.arange(len(x), dtype=float) * DAY  # topic 2 is the most recent
     now = float(len(x)) * DAY
-    profile = build_profile(x, ids, t, now_s=now, params=ProfileParams(distance_threshold=0.5),
-                            user_id="u1")
+    profile = build_profile(
+        x, ids, t, now_s=now, params=ProfileParams(distance_threshold=0.5), user_id="u1"
+    )
     assert isinstance(profile, InterestProfile)
     assert profile.user_id == "u1" and profile.as_of_s == now and profile.n_actions == 18
     assert len(profile) == 3
@@ -93,10 +94,11 @@ def test_build_profile_three_interests() -> None:
     imps = profile.importances
     assert np.all(np.diff(imps) < 0), "clusters are ordered by importance"
     groups = [set(range(100 + 6 * g, 106 + 6 * g)) for g in range(3)]
-    assert [next(i for i, g in enumerate(groups) if c.medoid_item_id in g)
-            for c in profile.clusters] == [2, 1, 0]
+    assert [
+        next(i for i, g in enumerate(groups) if c.medoid_item_id in g) for c in profile.clusters
+    ] == [2, 1, 0]
     for cluster, g in zip(profile.clusters, (2, 1, 0), strict=True):
-        members = t[6 * g: 6 * g + 6]
+        members = t[6 * g : 6 * g + 6]
         assert cluster.importance == pytest.approx(importance(members, now, 0.01))
         assert cluster.last_action_s == members.max()
         rows = np.arange(6 * g, 6 * g + 6)
@@ -124,16 +126,24 @@ def test_profile_is_immutable_and_input_order_free() -> None:
 
 def test_repeated_actions_each_count() -> None:
     x = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
-    profile = build_profile(x, ["a", "a", "a", "b"], [0.0, 1.0, 2.0, 3.0], now_s=3.0,
-                            params=ProfileParams(distance_threshold=0.1, decay_per_day=0.0))
+    profile = build_profile(
+        x,
+        ["a", "a", "a", "b"],
+        [0.0, 1.0, 2.0, 3.0],
+        now_s=3.0,
+        params=ProfileParams(distance_threshold=0.1, decay_per_day=0.0),
+    )
     assert [(c.medoid_item_id, c.size, c.importance) for c in profile.clusters] == [
-        ("a", 3, 3.0), ("b", 1, 1.0)]
+        ("a", 3, 3.0),
+        ("b", 1, 1.0),
+    ]
 
 
 def test_singletons_dropped_in_the_papers_reading() -> None:
     x = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
-    profile = build_profile(x, [1, 1, 2], [0.0, 1.0, 2.0], now_s=2.0,
-                            params=ProfileParams.paper(distance_threshold=0.1))
+    profile = build_profile(
+        x, [1, 1, 2], [0.0, 1.0, 2.0], now_s=2.0, params=ProfileParams.paper(distance_threshold=0.1)
+    )
     assert profile.medoid_item_ids == (1,)
     assert profile.n_actions == 3
 
@@ -149,14 +159,16 @@ def test_heavy_user_is_capped_with_a_warning() -> None:
     x = rng.normal(size=(50, 4))
     t = np.arange(50.0)
     with pytest.warns(PinnerSageWarning, match="max_actions_per_user"):
-        profile = build_profile(x, np.arange(50), t, now_s=50.0,
-                                params=ProfileParams(max_actions_per_user=20))
+        profile = build_profile(
+            x, np.arange(50), t, now_s=50.0, params=ProfileParams(max_actions_per_user=20)
+        )
     assert profile.n_actions == 20
     assert min(c.last_action_s for c in profile.clusters) >= 30.0
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        build_profile(x[:20], np.arange(20), t[:20], now_s=50.0,
-                      params=ProfileParams(max_actions_per_user=20))
+        build_profile(
+            x[:20], np.arange(20), t[:20], now_s=50.0, params=ProfileParams(max_actions_per_user=20)
+        )
 
 
 @pytest.mark.parametrize(
@@ -169,15 +181,20 @@ def test_heavy_user_is_capped_with_a_warning() -> None:
         (np.ones(3), [1, 2, 3], [0.0, 1.0, 2.0], InvalidVectorsError),
     ],
 )
-def test_bad_input_raises_typed_errors(vectors: np.ndarray, ids: list[int], times: list[float],
-                                       error: type[Exception]) -> None:
+def test_bad_input_raises_typed_errors(
+    vectors: np.ndarray, ids: list[int], times: list[float], error: type[Exception]
+) -> None:
     with pytest.raises(error):
         build_profile(vectors, ids, times, now_s=10.0)
 
 
 @settings(max_examples=80, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 50), alpha=st.floats(0.01, 4.0),
-       keep=st.booleans())
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 50),
+    alpha=st.floats(0.01, 4.0),
+    keep=st.booleans(),
+)
 def test_profile_invariants(seed: int, n: int, alpha: float, keep: bool) -> None:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, 5))
@@ -214,8 +231,9 @@ def test_older_actions_never_raise_importance(seed: int, n: int, age: float) -> 
 def profile_with(importances: list[float]) -> InterestProfile:
     from pinnersage import InterestCluster
 
-    return InterestProfile("u", 0.0, tuple(
-        InterestCluster(i, w, 1, 0.0) for i, w in enumerate(importances)))
+    return InterestProfile(
+        "u", 0.0, tuple(InterestCluster(i, w, 1, 0.0) for i, w in enumerate(importances))
+    )
 
 
 def test_sampling_frequencies_follow_importance() -> None:
@@ -267,8 +285,9 @@ def test_fig2_averaging_failure() -> None:
     mean = decay_average(x, t, now_s=float(len(x)), decay_per_day=0.0)
     assert mean is not None
     assert np.max(x @ mean) < 0.8
-    profile = build_profile(x, np.arange(len(x)), t, now_s=float(len(x)),
-                            params=ProfileParams(distance_threshold=0.5))
+    profile = build_profile(
+        x, np.arange(len(x)), t, now_s=float(len(x)), params=ProfileParams(distance_threshold=0.5)
+    )
     assert len(profile) == 3
     # a catalog: items near each interest, and items near the mean ("energy boosting breakfast")
     topics = np.eye(d)[:3]
@@ -299,8 +318,9 @@ def test_fig3_interest_switching() -> None:
     last = last_item(x, t)
     assert last is not None
     assert int(np.sum(future @ last >= 0.8)) == 1
-    profile = build_profile(x, np.arange(len(x)), t, now_s=t[-1],
-                            params=ProfileParams(distance_threshold=0.5))
+    profile = build_profile(
+        x, np.arange(len(x)), t, now_s=t[-1], params=ProfileParams(distance_threshold=0.5)
+    )
     medoids = x[list(profile.medoid_item_ids)]
     assert bool(np.all((future @ medoids.T).max(axis=1) >= 0.8))
 
@@ -310,10 +330,22 @@ def test_ablation_methods(method: str) -> None:
     rng = np.random.default_rng(5)
     x = three_topics(rng)
     params = ProfileParams(method=method, distance_threshold=0.5, kmeans_clusters=3)  # type: ignore[arg-type]
-    a = build_profile(x, np.arange(len(x)), np.arange(len(x), dtype=float), now_s=20.0,
-                      params=params, rng=np.random.default_rng(0))
-    b = build_profile(x, np.arange(len(x)), np.arange(len(x), dtype=float), now_s=20.0,
-                      params=params, rng=np.random.default_rng(0))
+    a = build_profile(
+        x,
+        np.arange(len(x)),
+        np.arange(len(x), dtype=float),
+        now_s=20.0,
+        params=params,
+        rng=np.random.default_rng(0),
+    )
+    b = build_profile(
+        x,
+        np.arange(len(x)),
+        np.arange(len(x), dtype=float),
+        now_s=20.0,
+        params=params,
+        rng=np.random.default_rng(0),
+    )
     assert a == b
     assert sorted(c.size for c in a.clusters) == [6, 6, 6]
 

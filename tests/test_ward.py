@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -98,7 +99,7 @@ def test_lance_williams_by_hand() -> None:
     z = ward_merges(x)
     np.testing.assert_allclose(z[:, 2], [1.0, 361.0 / 3.0], rtol=1e-12)
     assert z[0, :2].tolist() == [0.0, 1.0] and z[1, :2].tolist() == [2.0, 3.0]
-    assert 361.0 / 3.0 == pytest.approx(2 * (2 * 1 / 3) * (10 - 0.5) ** 2)
+    assert pytest.approx(2 * (2 * 1 / 3) * (10 - 0.5) ** 2) == 361.0 / 3.0
     assert [c.tolist() for c in ward_clusters(x, 50.0)] == [[0, 1]]
     assert [c.tolist() for c in ward_clusters(x, 50.0, keep_singletons=True)] == [[0, 1], [2]]
     assert [c.tolist() for c in ward_clusters(x, 121.0)] == [[0, 1, 2]]
@@ -185,7 +186,9 @@ def test_partition_does_not_depend_on_row_order(x: np.ndarray, seed: int) -> Non
 
 @settings(max_examples=120, deadline=None)
 @given(x=user_vectors(), alphas=st.lists(st.floats(0, 50), min_size=2, max_size=6))
-def test_every_row_once_and_clusters_never_grow_with_alpha(x: np.ndarray, alphas: list[float]) -> None:
+def test_every_row_once_and_clusters_never_grow_with_alpha(
+    x: np.ndarray, alphas: list[float]
+) -> None:
     counts = []
     for alpha in sorted(alphas):
         clusters = ward_clusters(x, alpha, keep_singletons=True)
@@ -194,7 +197,7 @@ def test_every_row_once_and_clusters_never_grow_with_alpha(x: np.ndarray, alphas
         counts.append(len(clusters))
         dropped = ward_clusters(x, alpha)
         assert sum(len(c) > 1 for c in clusters) == len(dropped)
-    assert all(a >= b for a, b in zip(counts, counts[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(counts))
 
 
 @pytest.mark.slow
@@ -202,7 +205,7 @@ def test_compiled_kernels_stay_in_bounds(tmp_path: Path) -> None:
     """Re-run the oracle cases with numba's bounds checking on (fresh cache)."""
     script = (
         "import numpy as np, sys\n"
-        "sys.path.insert(0, %r)\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from test_ward import random_case\n"
         "from scipy.cluster.hierarchy import linkage\n"
         "from pinnersage import build_profile, ward_merges\n"
@@ -214,10 +217,16 @@ def test_compiled_kernels_stay_in_bounds(tmp_path: Path) -> None:
         "    if len(x) > 1:\n"
         "        np.testing.assert_allclose(z[:, 2], linkage(x, 'ward')[:, 2] ** 2, rtol=1e-9)\n"
         "    build_profile(x, np.arange(len(x)), np.arange(len(x)), now_s=len(x))\n"
-        "print('ok')\n" % str(Path(__file__).parent)
+        "print('ok')\n"
     )
     env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                          timeout=600, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "ok"

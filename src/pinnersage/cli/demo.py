@@ -23,17 +23,32 @@ DEFAULT_ITEMS = _REPO / "data" / "online-retail" / "items.parquet"
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "demo", help="run the whole pipeline on the shipped Online Retail log",
-        description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--actions", type=Path, default=DEFAULT_ACTIONS,
-                        help="action log (default: the shipped Online Retail copy)")
-    parser.add_argument("--items", type=Path, default=DEFAULT_ITEMS,
-                        help="items file with titles (default: the shipped one)")
-    parser.add_argument("--out", type=Path, default=Path("out/demo"),
-                        help="folder for embeddings, snapshot and index (default: out/demo)")
+        "demo",
+        help="run the whole pipeline on the shipped Online Retail log",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    parser.add_argument(
+        "--actions",
+        type=Path,
+        default=DEFAULT_ACTIONS,
+        help="action log (default: the shipped Online Retail copy)",
+    )
+    parser.add_argument(
+        "--items",
+        type=Path,
+        default=DEFAULT_ITEMS,
+        help="items file with titles (default: the shipped one)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("out/demo"),
+        help="folder for embeddings, snapshot and index (default: out/demo)",
+    )
     parser.add_argument("--users", type=int, default=3, help="users to show (default: 3)")
-    parser.add_argument("--interests", type=int, default=5,
-                        help="interests shown per user (default: 5)")
+    parser.add_argument(
+        "--interests", type=int, default=5, help="interests shown per user (default: 5)"
+    )
     parser.add_argument("--date", help="run date YYYY-MM-DD (default: the log's last day)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the medoid sampling")
     add_config_flag(parser)
@@ -62,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.actions.exists():
         raise DataFormatError(
             f"action log {args.actions} not found; run from a clone of the repository (it ships "
-            "data/online-retail/) or pass --actions PATH")
+            "data/online-retail/) or pass --actions PATH"
+        )
     config = config_from(args)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -70,8 +86,10 @@ def run(args: argparse.Namespace) -> int:
 
     log = read_actions(args.actions, config.log)
     frame = log.frame
-    print(f"[1/4] read {args.actions}: {len(frame):,} actions by {frame['user_id'].nunique():,} "
-          f"users on {frame['item_id'].nunique():,} items")
+    print(
+        f"[1/4] read {args.actions}: {len(frame):,} actions by {frame['user_id'].nunique():,} "
+        f"users on {frame['item_id'].nunique():,} items"
+    )
     last_day = dt.datetime.fromtimestamp(int(frame["timestamp"].max()), dt.UTC).date()
     run_date = args.date or last_day.isoformat()
 
@@ -79,13 +97,17 @@ def run(args: argparse.Namespace) -> int:
     embeddings = out / "items.parquet"
     built.catalog.save(embeddings)
     catalog = ItemCatalog.load(embeddings, items=args.items if args.items.exists() else None)
-    print(f"[2/4] co-occurrence embeddings: {len(catalog):,} items x {catalog.dim} "
-          f"(embedding_version {catalog.embedding_version}) -> {embeddings}")
+    print(
+        f"[2/4] co-occurrence embeddings: {len(catalog):,} items x {catalog.dim} "
+        f"(embedding_version {catalog.embedding_version}) -> {embeddings}"
+    )
 
     result = run_batch(args.actions, catalog, run_date, out / "snapshots", config, progress=True)
-    print(f"[3/4] batch for {run_date} ({config.profile.history_window_days}-day window, "
-          f"α = {config.profile.distance_threshold:g}, λ = {config.profile.decay_per_day:g}/day) "
-          f"-> {result.snapshot_dir}")
+    print(
+        f"[3/4] batch for {run_date} ({config.profile.history_window_days}-day window, "
+        f"α = {config.profile.distance_threshold:g}, λ = {config.profile.decay_per_day:g}/day) "
+        f"-> {result.snapshot_dir}"
+    )
     for line in result.summary().splitlines():
         print("      " + line)
 
@@ -101,23 +123,33 @@ def run(args: argparse.Namespace) -> int:
     by_size = sorted(profiles, key=lambda p: (len(p), str(p.user_id)))
     picks = [by_size[int(q * (len(by_size) - 1))] for q in np.linspace(0.5, 0.95, args.users)]
     seen_by_user = frame.groupby("user_id")["item_id"].agg(set)
-    recommender = Recommender(index, catalog, params=config.retrieval,
-                              popular_item_ids=popular_items(frame, 100))
+    recommender = Recommender(
+        index, catalog, params=config.retrieval, popular_item_ids=popular_items(frame, 100)
+    )
     rng = np.random.default_rng(args.seed)
     for profile in dict.fromkeys(picks):
-        print(f"\nuser {profile.user_id}: {len(profile)} interests from {profile.n_actions} actions")
+        print(
+            f"\nuser {profile.user_id}: {len(profile)} interests from {profile.n_actions} actions"
+        )
         print(f"  {'rank':>4}  {'importance':>10}  {'size':>4}  medoid item")
         for rank, cluster in enumerate(profile.clusters[: args.interests], 1):
-            print(f"  {rank:>4}  {cluster.importance:>10.3f}  {cluster.size:>4}  "
-                  f"{_title(catalog, cluster.medoid_item_id)}")
+            print(
+                f"  {rank:>4}  {cluster.importance:>10.3f}  {cluster.size:>4}  "
+                f"{_title(catalog, cluster.medoid_item_id)}"
+            )
         if len(profile) > args.interests:
             print(f"  ... and {len(profile) - args.interests} more")
-        candidates = recommender.recommend(profile, 9, rng=rng,
-                                           exclude_item_ids=seen_by_user.get(profile.user_id))
+        candidates = recommender.recommend(
+            profile, 9, rng=rng, exclude_item_ids=seen_by_user.get(profile.user_id)
+        )
         print("  recommended (because you liked ...):")
         for c in candidates:
-            because = _title(catalog, c.source_item_id) if c.source_item_id is not None else c.source
+            because = (
+                _title(catalog, c.source_item_id) if c.source_item_id is not None else c.source
+            )
             print(f"    {c.score:5.3f}  {_title(catalog, c.item_id)}  <- {because}")
-    print(f"\ndone in {time.perf_counter() - started:.1f} s; inspect any user with: "
-          f"pinnersage inspect USER --snapshot {out / 'snapshots'} --items {args.items}")
+    print(
+        f"\ndone in {time.perf_counter() - started:.1f} s; inspect any user with: "
+        f"pinnersage inspect USER --snapshot {out / 'snapshots'} --items {args.items}"
+    )
     return 0

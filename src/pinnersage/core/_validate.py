@@ -7,13 +7,13 @@ import numpy.typing as npt
 
 from pinnersage.errors import DimensionMismatchError, InvalidVectorsError
 
-
 #: Entries above this could overflow squared distances (and their Lance-Williams updates).
 MAX_ABS = 1e100
 
 
-def as_vectors(vectors: npt.ArrayLike, name: str = "vectors",
-               max_abs: float | None = None) -> npt.NDArray[np.float64]:
+def as_vectors(
+    vectors: npt.ArrayLike, name: str = "vectors", max_abs: float | None = None
+) -> npt.NDArray[np.float64]:
     """``vectors`` as a C-contiguous float64 (n, d) array, or a typed error.
 
     ``max_abs`` bounds the entries' magnitude (distances are squared and must not overflow).
@@ -33,18 +33,23 @@ def as_vectors(vectors: npt.ArrayLike, name: str = "vectors",
         bad = int(np.argwhere(np.abs(x) > max_abs)[0, 0])
         raise InvalidVectorsError(
             f"{name} must have entries of magnitude <= {max_abs:g} (their squared distances "
-            f"would overflow); row {bad} holds {float(np.abs(x[bad]).max()):g}")
+            f"would overflow); row {bad} holds {float(np.abs(x[bad]).max()):g}"
+        )
     return np.ascontiguousarray(x)
 
 
-def as_times(timestamps_s: npt.ArrayLike, n: int, name: str = "timestamps_s") -> npt.NDArray[np.float64]:
+def as_times(
+    timestamps_s: npt.ArrayLike, n: int, name: str = "timestamps_s"
+) -> npt.NDArray[np.float64]:
     """Unix-second timestamps as float64, one per row, finite."""
     try:
         t = np.asarray(timestamps_s, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise InvalidVectorsError(f"{name} must be numbers (unix seconds): {exc}") from exc
     if t.ndim != 1 or t.shape[0] != n:
-        raise DimensionMismatchError(f"{name} must hold one time per row ({n}), got shape {t.shape}")
+        raise DimensionMismatchError(
+            f"{name} must hold one time per row ({n}), got shape {t.shape}"
+        )
     if not np.isfinite(t).all():
         bad = int(np.argwhere(~np.isfinite(t))[0, 0])
         raise InvalidVectorsError(f"{name} must be finite; entry {bad} is {t[bad]}")

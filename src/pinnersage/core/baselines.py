@@ -19,7 +19,9 @@ from pinnersage.core.importance import action_weights
 __all__ = ["decay_average", "last_item"]
 
 
-def last_item(vectors: npt.ArrayLike, timestamps_s: npt.ArrayLike) -> npt.NDArray[np.float64] | None:
+def last_item(
+    vectors: npt.ArrayLike, timestamps_s: npt.ArrayLike
+) -> npt.NDArray[np.float64] | None:
     """The vector of the most recent action (the last one on ties); None for no actions."""
     x = as_vectors(vectors)
     t = as_times(timestamps_s, x.shape[0])
@@ -29,8 +31,13 @@ def last_item(vectors: npt.ArrayLike, timestamps_s: npt.ArrayLike) -> npt.NDArra
     return x[latest].copy()
 
 
-def decay_average(vectors: npt.ArrayLike, timestamps_s: npt.ArrayLike, *, now_s: float,
-                  decay_per_day: float = 0.01) -> npt.NDArray[np.float64] | None:
+def decay_average(
+    vectors: npt.ArrayLike,
+    timestamps_s: npt.ArrayLike,
+    *,
+    now_s: float,
+    decay_per_day: float = 0.01,
+) -> npt.NDArray[np.float64] | None:
     """The decay-weighted average vector, L2-normalised; None for no actions."""
     x = as_vectors(vectors)
     t = as_times(timestamps_s, x.shape[0])

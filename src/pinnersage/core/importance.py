@@ -15,8 +15,9 @@ SECONDS_PER_DAY = 86_400.0
 __all__ = ["SECONDS_PER_DAY", "action_weights", "importance"]
 
 
-def action_weights(timestamps_s: npt.ArrayLike, now_s: float,
-                   decay_per_day: float) -> npt.NDArray[np.float64]:
+def action_weights(
+    timestamps_s: npt.ArrayLike, now_s: float, decay_per_day: float
+) -> npt.NDArray[np.float64]:
     """Per-action weights ``exp(-λ · age_days)``, ages clipped at 0."""
     t = np.asarray(timestamps_s, dtype=np.float64)
     age_days = np.maximum(float(now_s) - t, 0.0) / SECONDS_PER_DAY

@@ -18,8 +18,9 @@ __all__ = ["medoid_index", "medoid_index_naive"]
 
 
 @numba.njit(cache=True, nogil=True)
-def _summarise(x: np.ndarray, labels: np.ndarray, n_clusters: int, t: np.ndarray,
-               w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+def _summarise(
+    x: np.ndarray, labels: np.ndarray, n_clusters: int, t: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
     """Per cluster: medoid row (ties to the earliest row), size, importance, last time, centroid."""
     n, d = x.shape
     centroid = np.zeros((n_clusters, d))

@@ -20,7 +20,13 @@ import numpy.typing as npt
 from pinnersage.core._validate import as_times, as_vectors
 from pinnersage.core.importance import SECONDS_PER_DAY, action_weights
 from pinnersage.core.medoid import _summarise
-from pinnersage.core.ward import _MAX_ABS, _cut, _distance_matrix, _fill_squared_distances, _nn_chain
+from pinnersage.core.ward import (
+    _MAX_ABS,
+    _cut,
+    _distance_matrix,
+    _fill_squared_distances,
+    _nn_chain,
+)
 from pinnersage.errors import DimensionMismatchError, PinnerSageWarning
 from pinnersage.params import ProfileParams
 
@@ -80,17 +86,23 @@ class InterestProfile:
         """
         factor = float(np.exp(-decay_per_day * (now_s - self.as_of_s) / SECONDS_PER_DAY))
         clusters = tuple(
-            InterestCluster(c.medoid_item_id, c.importance * factor, c.size, c.last_action_s,
-                            c.centroid) for c in self.clusters
+            InterestCluster(
+                c.medoid_item_id, c.importance * factor, c.size, c.last_action_s, c.centroid
+            )
+            for c in self.clusters
         )
-        return InterestProfile(self.user_id, float(now_s), clusters, self.n_actions,
-                               self.decay_average)
+        return InterestProfile(
+            self.user_id, float(now_s), clusters, self.n_actions, self.decay_average
+        )
 
 
-def _canonical_labels(raw: npt.NDArray[np.int64], keep_singletons: bool) -> tuple[npt.NDArray[np.int64], int]:
+def _canonical_labels(
+    raw: npt.NDArray[np.int64], keep_singletons: bool
+) -> tuple[npt.NDArray[np.int64], int]:
     """Relabel arbitrary cluster labels 0..c-1 by smallest row; singletons -1 unless kept."""
-    _, first, inverse, counts = np.unique(raw, return_index=True, return_inverse=True,
-                                          return_counts=True)
+    _, first, inverse, counts = np.unique(
+        raw, return_index=True, return_inverse=True, return_counts=True
+    )
     rank = np.empty(first.shape[0], np.int64)
     keep = counts > 1 if not keep_singletons else np.ones(counts.shape[0], bool)
     order = np.argsort(first, kind="stable")
@@ -101,8 +113,9 @@ def _canonical_labels(raw: npt.NDArray[np.int64], keep_singletons: bool) -> tupl
     return rank[inverse.reshape(-1)], int(kept.shape[0])
 
 
-def cluster_labels(x: npt.NDArray[np.float64], params: ProfileParams,
-                   rng: np.random.Generator | None = None) -> tuple[npt.NDArray[np.int64], int]:
+def cluster_labels(
+    x: npt.NDArray[np.float64], params: ProfileParams, rng: np.random.Generator | None = None
+) -> tuple[npt.NDArray[np.int64], int]:
     """Flat cluster labels of the rows of ``x`` under ``params.method`` (-1: dropped)."""
     n = x.shape[0]
     if n <= 1:
@@ -110,8 +123,9 @@ def cluster_labels(x: npt.NDArray[np.float64], params: ProfileParams,
         return labels, int(n if params.keep_singletons else 0)
     if params.method == "ward":
         left, right, height, _ = _nn_chain(_distance_matrix(x))
-        labels, c = _cut(n, left, right, height, float(params.distance_threshold),
-                         bool(params.keep_singletons))
+        labels, c = _cut(
+            n, left, right, height, float(params.distance_threshold), bool(params.keep_singletons)
+        )
         return labels, int(c)
     if params.method == "complete":
         from scipy.cluster.hierarchy import fcluster, linkage
@@ -127,10 +141,16 @@ def cluster_labels(x: npt.NDArray[np.float64], params: ProfileParams,
     return _canonical_labels(raw.astype(np.int64), params.keep_singletons)
 
 
-def build_profile(vectors: npt.ArrayLike, item_ids: Sequence[ItemId] | npt.NDArray[Any],
-                  timestamps_s: npt.ArrayLike, *, now_s: float,
-                  params: ProfileParams | None = None, user_id: Any = None,
-                  rng: np.random.Generator | None = None) -> InterestProfile:
+def build_profile(
+    vectors: npt.ArrayLike,
+    item_ids: Sequence[ItemId] | npt.NDArray[Any],
+    timestamps_s: npt.ArrayLike,
+    *,
+    now_s: float,
+    params: ProfileParams | None = None,
+    user_id: Any = None,
+    rng: np.random.Generator | None = None,
+) -> InterestProfile:
     """Algorithm 2: the profile of one user from their actions.
 
     Parameters
@@ -157,11 +177,11 @@ def build_profile(vectors: npt.ArrayLike, item_ids: Sequence[ItemId] | npt.NDArr
         history gives an empty profile, not an error.
     """
     p = params if params is not None else _DEFAULT_PARAMS
-    x = np.asarray(vectors, dtype=np.float64) if not _is_f64(vectors) else vectors
+    x: npt.NDArray[np.float64] = np.asarray(vectors, dtype=np.float64)
     if x.ndim != 2 or (x.shape[0] and not x.shape[1]):
         x = as_vectors(x)  # raises the typed error
     n = x.shape[0]
-    t = np.asarray(timestamps_s, dtype=np.float64)
+    t: npt.NDArray[np.float64] = np.asarray(timestamps_s, dtype=np.float64)
     if t.ndim != 1 or t.shape[0] != n:
         t = as_times(timestamps_s, n)  # raises the typed error
     ids = item_ids if isinstance(item_ids, np.ndarray) else np.asarray(item_ids, dtype=object)
@@ -180,14 +200,22 @@ def build_profile(vectors: npt.ArrayLike, item_ids: Sequence[ItemId] | npt.NDArr
         warnings.warn(
             f"user {user_id!r} has {n} actions; only the {p.max_actions_per_user} most recent "
             "are clustered (raise profile.max_actions_per_user to keep more; Ward's memory is "
-            "O(n²))", PinnerSageWarning, stacklevel=2)
+            "O(n²))",
+            PinnerSageWarning,
+            stacklevel=2,
+        )
         cut = n - p.max_actions_per_user
         x, t, ids = x[cut:], t[cut:], ids[cut:]
         n = x.shape[0]
     if p.method == "ward":
         status, c, rows, sizes, imps, lasts, centroids, w = _ward_profile(
-            np.ascontiguousarray(x), t, now, float(p.decay_per_day),
-            float(p.distance_threshold), bool(p.keep_singletons))
+            np.ascontiguousarray(x),
+            t,
+            now,
+            float(p.decay_per_day),
+            float(p.distance_threshold),
+            bool(p.keep_singletons),
+        )
         if status:
             as_vectors(x, max_abs=_MAX_ABS)  # raises InvalidVectorsError
     else:
@@ -214,14 +242,17 @@ def build_profile(vectors: npt.ArrayLike, item_ids: Sequence[ItemId] | npt.NDArr
     return InterestProfile(user_id, now, clusters, n, decay_average)
 
 
-def _is_f64(a: object) -> bool:
-    return isinstance(a, np.ndarray) and a.dtype == np.float64
-
-
 @numba.njit(cache=True, nogil=True)
-def _ward_profile(x: np.ndarray, t: np.ndarray, now_s: float, decay_per_day: float, alpha: float,
-                  keep_singletons: bool) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray,
-                                                  np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+def _ward_profile(
+    x: np.ndarray,
+    t: np.ndarray,
+    now_s: float,
+    decay_per_day: float,
+    alpha: float,
+    keep_singletons: bool,
+) -> tuple[
+    int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
+]:  # pragma: no cover
     """Algorithm 2 with Ward, compiled end to end: distances, chain, cut, medoids, importance.
 
     ``x`` rows are in time order. Returns a status (1: entries too large to square), the number

@@ -14,8 +14,9 @@ from pinnersage.errors import ConfigError
 __all__ = ["sample_medoids", "top_medoids"]
 
 
-def sample_medoids(profile: InterestProfile, k: int = 3, *,
-                   rng: np.random.Generator) -> tuple[InterestCluster, ...]:
+def sample_medoids(
+    profile: InterestProfile, k: int = 3, *, rng: np.random.Generator
+) -> tuple[InterestCluster, ...]:
     """Draw ``k`` distinct clusters with probability proportional to importance.
 
     Returns the clusters in draw order. When the profile has ``k`` or fewer clusters, all of

@@ -72,10 +72,21 @@ def _scan(row: np.ndarray, cur: int) -> tuple[float, int]:  # pragma: no cover -
 
 
 @numba.njit(cache=True, nogil=True)
-def _replay(row: np.ndarray, k: int, synced: np.ndarray, log_x: np.ndarray, log_y: np.ndarray,
-            log_d: np.ndarray, log_nx: np.ndarray, log_ny: np.ndarray, nk: float,
-            upto: int, nn: np.ndarray, nn_d: np.ndarray,
-            nn_ok: np.ndarray) -> None:  # pragma: no cover - compiled
+def _replay(
+    row: np.ndarray,
+    k: int,
+    synced: np.ndarray,
+    log_x: np.ndarray,
+    log_y: np.ndarray,
+    log_d: np.ndarray,
+    log_nx: np.ndarray,
+    log_ny: np.ndarray,
+    nk: float,
+    upto: int,
+    nn: np.ndarray,
+    nn_d: np.ndarray,
+    nn_ok: np.ndarray,
+) -> None:  # pragma: no cover - compiled
     """Bring row k up to date: apply Eq. 1 for every merge made since it was last written.
 
     Keeps row k's cached nearest neighbour when it survives: Ward is reducible, so a merged
@@ -115,7 +126,9 @@ def _replay(row: np.ndarray, k: int, synced: np.ndarray, log_x: np.ndarray, log_
 
 
 @numba.njit(cache=True, nogil=True)
-def _nn_chain(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+def _nn_chain(
+    dist: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
     """Nearest-neighbour chain on ``dist`` (destroyed). Returns merges in the order made.
 
     ``dist`` holds +inf on the diagonal. Only rows are ever written: when x absorbs y, row x is
@@ -161,8 +174,21 @@ def _nn_chain(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
             for s in range(cur):
                 if active[s]:
                     if synced[s] < step:
-                        _replay(dist[s], s, synced, log_x, log_y, height, log_nx, log_ny,
-                                size[s], step, nn, nn_d, nn_ok)
+                        _replay(
+                            dist[s],
+                            s,
+                            synced,
+                            log_x,
+                            log_y,
+                            height,
+                            log_nx,
+                            log_ny,
+                            size[s],
+                            step,
+                            nn,
+                            nn_d,
+                            nn_ok,
+                        )
                     new_slot[s] = j
                     j += 1
             live_slots = np.empty(live, np.int64)
@@ -200,8 +226,21 @@ def _nn_chain(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
             x = chain[chain_len - 1]
             row = dist[x]
             if synced[x] < step:
-                _replay(row, x, synced, log_x, log_y, height, log_nx, log_ny, size[x], step,
-                        nn, nn_d, nn_ok)
+                _replay(
+                    row,
+                    x,
+                    synced,
+                    log_x,
+                    log_y,
+                    height,
+                    log_nx,
+                    log_ny,
+                    size[x],
+                    step,
+                    nn,
+                    nn_d,
+                    nn_ok,
+                )
             if not nn_ok[x]:
                 nn_d[x], nn[x] = _scan(row, cur)
                 nn_ok[x] = True
@@ -215,8 +254,9 @@ def _nn_chain(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
         rx = dist[x]
         ry = dist[y]
         if synced[y] < step:
-            _replay(ry, y, synced, log_x, log_y, height, log_nx, log_ny, size[y], step,
-                    nn, nn_d, nn_ok)
+            _replay(
+                ry, y, synced, log_x, log_y, height, log_nx, log_ny, size[y], step, nn, nn_d, nn_ok
+            )
         nx = size[x]
         ny = size[y]
         left[step] = ids[x]
@@ -265,8 +305,14 @@ def _find(parent: np.ndarray, i: int) -> int:  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _cut(n: int, left: np.ndarray, right: np.ndarray, height: np.ndarray, alpha: float,
-         keep_singletons: bool) -> tuple[np.ndarray, int]:  # pragma: no cover - compiled
+def _cut(
+    n: int,
+    left: np.ndarray,
+    right: np.ndarray,
+    height: np.ndarray,
+    alpha: float,
+    keep_singletons: bool,
+) -> tuple[np.ndarray, int]:  # pragma: no cover - compiled
     """Labels 0..c-1 (ordered by smallest row) of the maximal subtrees with height <= alpha.
 
     Ward is reducible, so heights grow towards the root and the union of every merge with
@@ -307,14 +353,19 @@ def _check_threshold(distance_threshold: float) -> float:
     try:
         alpha = float(distance_threshold)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"distance_threshold must be a number, got {distance_threshold!r}") from exc
+        raise ConfigError(
+            f"distance_threshold must be a number, got {distance_threshold!r}"
+        ) from exc
     if not np.isfinite(alpha) or alpha < 0:
-        raise ConfigError(f"distance_threshold must be a finite number >= 0, got {distance_threshold!r}")
+        raise ConfigError(
+            f"distance_threshold must be a finite number >= 0, got {distance_threshold!r}"
+        )
     return alpha
 
 
-def ward_labels(vectors: npt.ArrayLike, distance_threshold: float, *,
-                keep_singletons: bool = False) -> tuple[npt.NDArray[np.int64], int]:
+def ward_labels(
+    vectors: npt.ArrayLike, distance_threshold: float, *, keep_singletons: bool = False
+) -> tuple[npt.NDArray[np.int64], int]:
     """Flat Ward labels: ``(labels, n_clusters)``; label -1 marks a dropped singleton.
 
     Labels are numbered in the order of each cluster's smallest row.
@@ -330,8 +381,9 @@ def ward_labels(vectors: npt.ArrayLike, distance_threshold: float, *,
     return labels, int(c)
 
 
-def ward_clusters(vectors: npt.ArrayLike, distance_threshold: float, *,
-                  keep_singletons: bool = False) -> list[npt.NDArray[np.int64]]:
+def ward_clusters(
+    vectors: npt.ArrayLike, distance_threshold: float, *, keep_singletons: bool = False
+) -> list[npt.NDArray[np.int64]]:
     """Algorithm 1: Ward clusters of the rows of ``vectors`` at threshold α.
 
     Parameters
@@ -358,7 +410,7 @@ def ward_clusters(vectors: npt.ArrayLike, distance_threshold: float, *,
     start = int(np.count_nonzero(labels < 0))
     out: list[npt.NDArray[np.int64]] = []
     for size in counts:
-        out.append(order[start:start + size].astype(np.int64))
+        out.append(order[start : start + size].astype(np.int64))
         start += size
     return out
 
