@@ -80,6 +80,26 @@ def test_ppmi_matches_the_formula() -> None:
     assert total > 0
 
 
+@pytest.mark.parametrize("sparse", [True, False])
+def test_randomized_svd_matches_the_exact_svd(sparse: bool) -> None:
+    import scipy.sparse as sp
+
+    from pinnersage.embed.cooccurrence import randomized_svd
+
+    rng = np.random.default_rng(0)
+    # low rank + noise, sparsified: a clear gap after 6 singular values
+    base = rng.normal(size=(300, 6)) @ (rng.normal(size=(6, 200)) * np.arange(6, 0, -1)[:, None])
+    dense = (base + 0.05 * rng.normal(size=base.shape)) * (rng.random(base.shape) < 0.3)
+    m = sp.csr_matrix(dense.astype(np.float32)) if sparse else dense.astype(np.float32)
+    u, s = randomized_svd(m, 6, n_iter=6, seed=1)
+    u_ref, s_ref, _ = np.linalg.svd(dense)
+    np.testing.assert_allclose(s, s_ref[:6], rtol=1e-3)
+    # same subspace: |cos| of matching singular vectors ~ 1
+    np.testing.assert_allclose(np.abs(np.sum(u * u_ref[:, :6], axis=0)), 1.0, atol=1e-3)
+    u2, s2 = randomized_svd(m, 6, n_iter=6, seed=1)
+    np.testing.assert_array_equal(u, u2)
+
+
 def test_cooccurrence_is_deterministic_and_sorted() -> None:
     frame = _random_log(5, n=1500, users=50, items=80)
     a = cooccurrence_embeddings(frame, dim=8, seed=3)

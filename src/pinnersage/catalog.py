@@ -604,9 +604,11 @@ def _vectors_from_column(col: pa.ChunkedArray, ids: np.ndarray, p: Path,
     if not (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)):
         raise DataFormatError(f"embeddings file {p}: column {vector_col!r} must hold numbers, "
                               f"got {values.type}")
-    flat = values.to_numpy(zero_copy_only=False).astype(np.float64)  # nulls -> NaN
-    if values.null_count:
-        flat[np.asarray(values.is_null())] = np.nan
+    flat = values.to_numpy(zero_copy_only=False)  # float32 stays float32 (no 2x copy)
+    if flat.dtype.kind != "f" or values.null_count:
+        flat = flat.astype(np.float64)
+        if values.null_count:
+            flat[np.asarray(values.is_null())] = np.nan
     if d == 0 and n:
         raise InvalidVectorsError(f"embeddings file {p}: vectors have zero dimensions")
     del lengths

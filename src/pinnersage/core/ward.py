@@ -86,6 +86,7 @@ def _replay(
     nn: np.ndarray,
     nn_d: np.ndarray,
     nn_ok: np.ndarray,
+    cur: int,
 ) -> None:  # pragma: no cover - compiled
     """Bring row k up to date: apply Eq. 1 for every merge made since it was last written.
 
@@ -101,7 +102,7 @@ def _replay(
         # Many pending merges touch many cache lines of the row at random: stream the row in
         # first (one read per line, in order, which the hardware prefetcher follows).
         acc = 0.0
-        for i in range(0, row.shape[0], 8):
+        for i in range(0, cur, 8):
             acc += row[i]
         if acc != acc:  # never true (rows hold no NaN); keeps the reads
             row[0] = acc
@@ -110,8 +111,8 @@ def _replay(
         b = log_y[t]
         na = log_nx[t]
         nb = log_ny[t]
-        v = ((na + nk) * row[a] + (nb + nk) * row[b] - nk * log_d[t]) / (na + nb + nk)
-        row[a] = v
+        row[a] = ((na + nk) * row[a] + (nb + nk) * row[b] - nk * log_d[t]) / (na + nb + nk)
+        v = row[a]  # as stored: rows may be float32
         row[b] = np.inf
         if ok:
             if a == j or b == j:
@@ -188,6 +189,7 @@ def _nn_chain(
                             nn,
                             nn_d,
                             nn_ok,
+                            cur,
                         )
                     new_slot[s] = j
                     j += 1
@@ -240,6 +242,7 @@ def _nn_chain(
                     nn,
                     nn_d,
                     nn_ok,
+                    cur,
                 )
             if not nn_ok[x]:
                 nn_d[x], nn[x] = _scan(row, cur)
@@ -255,7 +258,20 @@ def _nn_chain(
         ry = dist[y]
         if synced[y] < step:
             _replay(
-                ry, y, synced, log_x, log_y, height, log_nx, log_ny, size[y], step, nn, nn_d, nn_ok
+                ry,
+                y,
+                synced,
+                log_x,
+                log_y,
+                height,
+                log_nx,
+                log_ny,
+                size[y],
+                step,
+                nn,
+                nn_d,
+                nn_ok,
+                cur,
             )
         nx = size[x]
         ny = size[y]
@@ -273,8 +289,8 @@ def _nn_chain(
         new_arg = 0
         for k in range(cur):
             nk = size[k]
-            v = ((nx + nk) * rx[k] + (ny + nk) * ry[k] - nk * best) / (nx + ny + nk)
-            rx[k] = v
+            rx[k] = ((nx + nk) * rx[k] + (ny + nk) * ry[k] - nk * best) / (nx + ny + nk)
+            v = rx[k]  # as stored: rows may be float32
             if v < new_best:
                 new_best = v
                 new_arg = k

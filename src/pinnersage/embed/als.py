@@ -29,38 +29,73 @@ from pinnersage.errors import ConfigError, DataFormatError
 __all__ = ["als_embeddings"]
 
 
-@numba.njit(parallel=True, cache=True, fastmath=False)
-def _cg_sweep(indptr: npt.NDArray[np.int32], indices: npt.NDArray[np.int32],  # pragma: no cover
+@numba.njit(cache=True, inline="always", fastmath=True)
+def _matvec(a: npt.NDArray[np.float64], v: npt.NDArray[np.float64],
+            out: npt.NDArray[np.float64]) -> None:  # pragma: no cover
+    # explicit loops: numba's ``@`` calls BLAS, whose own threads oversubscribe the prange ones
+    k = v.shape[0]
+    for i in range(k):
+        acc = 0.0
+        for j in range(k):
+            acc += a[i, j] * v[j]
+        out[i] = acc
+
+
+@numba.njit(parallel=True, cache=True, fastmath=True)
+def _cg_sweep(indptr: npt.NDArray[np.int64], indices: npt.NDArray[np.int64],
               conf: npt.NDArray[np.float64], x: npt.NDArray[np.float64],
-              y: npt.NDArray[np.float64], yty: npt.NDArray[np.float64], steps: int) -> None:
-    n = x.shape[0]
+              y: npt.NDArray[np.float64], yty: npt.NDArray[np.float64],
+              steps: int) -> None:  # pragma: no cover
+    n, k = x.shape
     for u in numba.prange(n):
         lo, hi = indptr[u], indptr[u + 1]
         xu = x[u].copy()
-        r = -(yty @ xu)
+        r = np.empty(k)
+        ap = np.empty(k)
+        _matvec(yty, xu, r)
+        for c in range(k):
+            r[c] = -r[c]
         for j in range(lo, hi):
             yi = y[indices[j]]
-            c = conf[j]
-            r += (c - (c - 1.0) * np.dot(yi, xu)) * yi
+            cf = conf[j]
+            d = 0.0
+            for c in range(k):
+                d += yi[c] * xu[c]
+            w = cf - (cf - 1.0) * d
+            for c in range(k):
+                r[c] += w * yi[c]
         p = r.copy()
-        rs_old = np.dot(r, r)
+        rs_old = 0.0
+        for c in range(k):
+            rs_old += r[c] * r[c]
         if rs_old < 1e-20:
             continue
         for _ in range(steps):
-            ap = yty @ p
+            _matvec(yty, p, ap)
             for j in range(lo, hi):
                 yi = y[indices[j]]
-                ap += (conf[j] - 1.0) * np.dot(yi, p) * yi
-            denom = np.dot(p, ap)
+                d = 0.0
+                for c in range(k):
+                    d += yi[c] * p[c]
+                w = (conf[j] - 1.0) * d
+                for c in range(k):
+                    ap[c] += w * yi[c]
+            denom = 0.0
+            for c in range(k):
+                denom += p[c] * ap[c]
             if denom <= 0.0:
                 break
             a = rs_old / denom
-            xu += a * p
-            r -= a * ap
-            rs_new = np.dot(r, r)
+            rs_new = 0.0
+            for c in range(k):
+                xu[c] += a * p[c]
+                r[c] -= a * ap[c]
+                rs_new += r[c] * r[c]
             if rs_new < 1e-20:
                 break
-            p = r + (rs_new / rs_old) * p
+            beta = rs_new / rs_old
+            for c in range(k):
+                p[c] = r[c] + beta * p[c]
             rs_old = rs_new
         x[u] = xu
 
@@ -137,11 +172,13 @@ def als_embeddings(actions: ActionLog | pd.DataFrame, *, dim: int = 64, iteratio
     x = rng.normal(scale=0.01, size=(conf_ui.shape[0], dim))
     y = rng.normal(scale=0.01, size=(conf_ui.shape[1], dim))
     eye = regularization * np.eye(dim)
+    ui = (conf_ui.indptr.astype(np.int64), conf_ui.indices.astype(np.int64),
+          conf_ui.data.astype(np.float64))
+    iu = (conf_iu.indptr.astype(np.int64), conf_iu.indices.astype(np.int64),
+          conf_iu.data.astype(np.float64))
     for _ in range(iterations):
-        _cg_sweep(conf_ui.indptr.astype(np.int32), conf_ui.indices.astype(np.int32),
-                  conf_ui.data, x, y, y.T @ y + eye, cg_steps)
-        _cg_sweep(conf_iu.indptr.astype(np.int32), conf_iu.indices.astype(np.int32),
-                  conf_iu.data, y, x, x.T @ x + eye, cg_steps)
+        _cg_sweep(*ui, x, y, y.T @ y + eye, cg_steps)
+        _cg_sweep(*iu, y, x, x.T @ x + eye, cg_steps)
     norms = np.linalg.norm(y, axis=1)
     inside = norms > 1e-12
     catalog = ItemCatalog.from_arrays(np.asarray(item_ids, dtype=object)[kept][inside],
