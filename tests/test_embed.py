@@ -96,7 +96,7 @@ def test_randomized_svd_matches_the_exact_svd(sparse: bool) -> None:
     np.testing.assert_allclose(s, s_ref[:6], rtol=1e-3)
     # same subspace: |cos| of matching singular vectors ~ 1
     np.testing.assert_allclose(np.abs(np.sum(u * u_ref[:, :6], axis=0)), 1.0, atol=1e-3)
-    u2, s2 = randomized_svd(m, 6, n_iter=6, seed=1)
+    u2, _ = randomized_svd(m, 6, n_iter=6, seed=1)
     np.testing.assert_array_equal(u, u2)
 
 

@@ -230,3 +230,14 @@ def test_compiled_kernels_stay_in_bounds(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("n", [2, 17, 300])
+def test_distance_matrix_is_exactly_symmetric(n: int) -> None:
+    """The chain relies on d(i, j) == d(j, i) bit for bit (numpy's x @ x.T is a SYRK)."""
+    from pinnersage.core.ward import _distance_matrix
+
+    x = np.random.default_rng(n).normal(size=(n, 33))
+    d = _distance_matrix(x)
+    np.testing.assert_array_equal(d, d.T)
+    assert np.all(np.isinf(np.diag(d)))

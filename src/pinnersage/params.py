@@ -88,8 +88,9 @@ class ProfileParams:
     kmeans_clusters: int = 5
     #: Store each cluster's centroid (needed by the centroid retrieval variant).
     store_centroids: bool = False
-    #: Store the user's decay-weighted average vector (needed by hybrid retrieval).
-    store_decay_average: bool = False
+    #: Store the user's decay-weighted average vector (needed by hybrid retrieval,
+    #: ``RetrievalParams.decay_average_share > 0``, the default strategy).
+    store_decay_average: bool = True
 
     def __post_init__(self) -> None:
         s = "profile"
@@ -113,16 +114,21 @@ class ProfileParams:
 class RetrievalParams:
     """How a profile becomes candidates (paper section 3.5)."""
 
+    # Defaults: the hybrid measured best offline (docs/results.md, issue 5): half the budget to
+    # the decay-weighted average query, the other half split between the user's clusters (up to
+    # 100, most important first) in proportion to importance. It keeps the single vector's recall
+    # and adds the multi-interest relevance; the paper's configuration is ``paper()``.
     #: Which clusters query the index: sampled in proportion to importance, or the top ones.
-    selection: Literal["sample", "top"] = "sample"
-    #: e: how many clusters query the index per request.
-    clusters_per_request: int = 3
+    selection: Literal["sample", "top"] = "top"
+    #: e: how many clusters query the index per request (at most; with ``quota="importance"``
+    #: a cluster whose share rounds to zero candidates is not queried).
+    clusters_per_request: int = 100
     #: Budget split between the e clusters: equal ``floor(k / e)``, or in proportion to importance.
-    quota: Literal["equal", "importance"] = "equal"
+    quota: Literal["equal", "importance"] = "importance"
     #: Query vector of a cluster: its medoid's embedding (cacheable by id) or its centroid.
     query: Literal["medoid", "centroid"] = "medoid"
     #: Share of the budget given to the decay-weighted average query (0 disables it).
-    decay_average_share: float = 0.0
+    decay_average_share: float = 0.5
     #: Default number of candidates returned by ``recommend``.
     candidates: int = 100
     #: Drop items the user already engaged with.

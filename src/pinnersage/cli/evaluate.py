@@ -73,11 +73,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                     help="evaluate a seeded random subset of users")
     md = parser.add_argument_group("models and sweeps")
     md.add_argument("--alphas", type=_floats, default=None,
-                    help="alpha values of the sweep (default 0.2,...,1.5)")
+                    help="alpha values of the sweep (default 0.4,0.6,1,1.5)")
     md.add_argument("--lambdas", type=_floats, default=None,
-                    help="lambda values of the sweep (default 0,0.01,0.03,0.1,0.25)")
+                    help="lambda values of the sweep (default 0,0.01,0.03,0.1)")
     md.add_argument("--embeddings-sweep", type=_ints, default=None,
-                    help="numbers of embeddings e of the Figure 7 sweep (default 1,...,10)")
+                    help="numbers of embeddings e of the Figure 7 sweep (default 1,2,3,5,10)")
     md.add_argument("--no-ablations", action="store_true", help="skip the paper's ablations")
     md.add_argument("--no-plots", action="store_true", help="do not draw PNG plots")
     md.add_argument("--title", default=None, help="title of report.md")

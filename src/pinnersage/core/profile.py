@@ -208,13 +208,10 @@ def build_profile(
         x, t, ids = x[cut:], t[cut:], ids[cut:]
         n = x.shape[0]
     if p.method == "ward":
-        status, c, rows, sizes, imps, lasts, centroids, w = _ward_profile(
-            np.ascontiguousarray(x),
-            t,
-            now,
-            float(p.decay_per_day),
-            float(p.distance_threshold),
-            bool(p.keep_singletons),
+        x = np.ascontiguousarray(x)
+        w = action_weights(t, now, p.decay_per_day)
+        status, c, rows, sizes, imps, lasts, centroids = _ward_profile(
+            x, x @ x.T, t, w, float(p.distance_threshold), bool(p.keep_singletons)
         )
         if status:
             as_vectors(x, max_abs=_MAX_ABS)  # raises InvalidVectorsError
@@ -245,30 +242,38 @@ def build_profile(
 @numba.njit(cache=True, nogil=True)
 def _ward_profile(
     x: np.ndarray,
+    g: np.ndarray,
     t: np.ndarray,
-    now_s: float,
-    decay_per_day: float,
+    w: np.ndarray,
     alpha: float,
     keep_singletons: bool,
 ) -> tuple[
-    int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
+    int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
 ]:  # pragma: no cover
     """Algorithm 2 with Ward, compiled end to end: distances, chain, cut, medoids, importance.
 
-    ``x`` rows are in time order. Returns a status (1: entries too large to square), the number
-    of clusters, and per cluster (in label order) the medoid row, size, importance, latest time,
-    centroid; and the per-action weights.
+    ``x`` rows are in time order, ``g = x @ x.T`` (numpy's, exactly symmetric; destroyed) and
+    ``w`` the actions' weights (Eq. 3). Returns a status (1: entries too large to square), the
+    number of clusters, and per cluster (in label order) the medoid row, size, importance, latest
+    time and centroid.
     """
     n = x.shape[0]
-    w = np.empty(n)
-    for i in range(n):
-        age = now_s - t[i]
-        w[i] = np.exp(-decay_per_day * (age if age > 0.0 else 0.0) / SECONDS_PER_DAY)
     if n == 1:
         labels = np.zeros(1, np.int64) if keep_singletons else np.full(1, -1, np.int64)
         c = 1 if keep_singletons else 0
         rows, size, imp, last, centroid = _summarise(x, labels, c, t, w)
-        return 0, c, rows, size, imp, last, centroid, w
+        return 0, c, rows, size, imp, last, centroid
+    for i in range(n):
+        for k in range(x.shape[1]):
+            if abs(x[i, k]) > _MAX_ABS:
+                empty = np.empty(0, np.int64)
+                fempty = np.empty(0)
+                return 1, 0, empty, empty, fempty, fempty, np.empty((0, x.shape[1]))
+    _fill_squared_distances(x, g)
+    left, right, height, _ = _nn_chain(g)
+    labels, c = _cut(n, left, right, height, alpha, keep_singletons)
+    rows, size, imp, last, centroid = _summarise(x, labels, c, t, w)
+    return 0, c, rows, size, imp, last, centroid
     for i in range(n):
         for k in range(x.shape[1]):
             if abs(x[i, k]) > _MAX_ABS:

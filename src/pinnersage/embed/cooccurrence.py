@@ -219,17 +219,25 @@ def randomized_svd(m: sp.csr_matrix | npt.NDArray[np.float32], k: int, *, n_iter
         def times_t(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
             return dense_t @ x
 
+    from threadpoolctl import threadpool_limits
+
+    # The tall-skinny LU/QR/SVD are small; multi-threaded OpenBLAS slows them down 10-25x on a
+    # busy 2-core machine (measured), so they run on one thread.
+    def lu(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        with threadpool_limits(limits=1, user_api="blas"):
+            return la.lu(x, permute_l=True)[0]
+
     width = min(k + oversamples, n_rows, n_cols)
     rng = np.random.default_rng(seed)
     q = times(rng.standard_normal((n_cols, width), dtype=np.float32))
     for _ in range(n_iter):
-        q = la.lu(q, permute_l=True)[0]
-        q = la.lu(times_t(q), permute_l=True)[0]
-        q = times(q)
-    q = np.linalg.qr(q)[0]
+        q = times(lu(times_t(lu(q))))
+    with threadpool_limits(limits=1, user_api="blas"):
+        q = np.linalg.qr(q)[0]
     b = times_t(q).T  # (width, n_cols) = Q^T M
-    u_small, s, _ = la.svd(b, full_matrices=False)
-    u = q @ u_small[:, :k]
+    with threadpool_limits(limits=1, user_api="blas"):
+        u_small, s, _ = la.svd(b, full_matrices=False)
+        u = q @ u_small[:, :k]
     # a fixed sign per column (largest entry positive) makes the output reproducible
     signs = np.sign(u[np.argmax(np.abs(u), axis=0), np.arange(u.shape[1])])
     signs[signs == 0] = 1

@@ -15,6 +15,8 @@ exactly as a positive ranks above it.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import numpy.typing as npt
 
@@ -168,10 +170,11 @@ def bootstrap_stats(values: FloatArray, base: int, n_boot: int,
     weights = rng.multinomial(n_users, np.full(n_users, 1.0 / n_users), size=n_boot)
     boot = (weights @ values.T) / n_users          # (n_boot, n_models)
     q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a reference mean of 0: no lift
         boot_lift = boot / boot[:, [base]] - 1.0
+        lo, hi = np.nanpercentile(boot_lift, q, axis=0)
     boot_diff = boot - boot[:, [base]]
-    lo, hi = np.nanpercentile(boot_lift, q, axis=0)
     dlo, dhi = np.percentile(boot_diff, q, axis=0)
     out.update(lift_low=lo, lift_high=hi, diff_low=dlo, diff_high=dhi)
     return out

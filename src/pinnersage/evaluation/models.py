@@ -32,11 +32,11 @@ __all__ = [
 ModelKind = Literal["last_item", "decay_average", "pinnersage"]
 
 #: α values of the sweep (squared Euclidean; two single items merge at ``2 - 2 cos``).
-DEFAULT_ALPHAS: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.5)
+DEFAULT_ALPHAS: tuple[float, ...] = (0.4, 0.6, 1.0, 1.5)
 #: λ values (per day) of the sweep.
-DEFAULT_LAMBDAS: tuple[float, ...] = (0.0, 0.01, 0.03, 0.1, 0.25)
+DEFAULT_LAMBDAS: tuple[float, ...] = (0.0, 0.01, 0.03, 0.1)
 #: Numbers of embeddings e of the Figure 7 sweep.
-DEFAULT_EMBEDDINGS_SWEEP: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8, 10)
+DEFAULT_EMBEDDINGS_SWEEP: tuple[int, ...] = (1, 2, 3, 5, 10)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

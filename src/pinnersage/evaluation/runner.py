@@ -587,7 +587,7 @@ def evaluate(actions: pd.DataFrame | EncodedLog, models: Sequence[ModelSpec],
     bar = tqdm(total=n_cases_total, desc="evaluate", unit="case", disable=not progress,
                leave=False)
     case_counter = 0
-    chunk = 256
+    chunk = 128
     for epoch_mask, cases in epochs:
         if embeddings is not None:
             space = _Space.build(embeddings, log)
@@ -624,8 +624,8 @@ def evaluate(actions: pd.DataFrame | EncodedLog, models: Sequence[ModelSpec],
                 seen = space.row_of[case.seen]
                 data.append(_CaseData(x, t, seen[seen >= 0], profs, int(x.shape[0])))
                 keep_cases.append(case)
-            bar.update(len(part))
             if not keep_cases:
+                bar.update(len(part))
                 continue
             nloc = len(keep_cases)
             # --- targets (reference vocabulary) and ranking items: per case, its positives
@@ -754,6 +754,7 @@ def evaluate(actions: pd.DataFrame | EncodedLog, models: Sequence[ModelSpec],
                         row["pinnersage_top_medoids"] = 0.0
                         row["pinnersage_all_medoids_oracle"] = 0.0
                 na_rows.append(row)
+            bar.update(len(part))
     bar.close()
     per_case = pd.DataFrame.from_records(records)
     sum_cols = [c for c in per_case.columns if c not in ("user", "model", "budget", "diversity")]
