@@ -88,7 +88,7 @@ def test_recommender_shares_cached_lists_between_users(cache: NeighborCache) -> 
     catalog = ItemCatalog.from_arrays(np.arange(200), rng.standard_normal((200, 8)))
     index = ExactIndex.build(catalog, IndexParams(kind="exact"))
     rec = Recommender(index, catalog, cache=cache,
-                      params=RetrievalParams(selection="top", clusters_per_request=2))
+                      params=RetrievalParams.paper(selection="top", clusters_per_request=2))
     alice = InterestProfile("alice", 0.0, (InterestCluster(3, 2.0, 2, 0.0),
                                            InterestCluster(17, 1.0, 1, 0.0)))
     bob = InterestProfile("bob", 0.0, (InterestCluster(17, 5.0, 4, 0.0),

@@ -53,7 +53,8 @@ def _profile(*clusters: tuple[str, float], **kw: object) -> InterestProfile:
 
 
 def _rec(index: object, catalog: ItemCatalog, **params: object) -> Recommender:
-    return Recommender(index, catalog, params=RetrievalParams(**params))  # type: ignore[arg-type]
+    return Recommender(index, catalog,  # the paper's preset, then the test's changes
+                       params=RetrievalParams.paper(**params))  # type: ignore[arg-type]
 
 
 # -- quotas ---------------------------------------------------------------------------------------
@@ -359,7 +360,7 @@ def test_simple_merge_matches_the_general_merge(topics: ItemCatalog, exact: Exac
         seen |= set(medoids[:1].tolist())
         profile = _profile(*[(str(m), float(rng.random()) + 0.1) for m in medoids])
         requests.append((profile, int(rng.integers(1, 60)), seen, int(rng.integers(100))))
-    params = RetrievalParams(clusters_per_request=3)
+    params = RetrievalParams.paper()
     fast = Recommender(exact, topics, params=params)
     results = [fast.recommend(p, k, rng=np.random.default_rng(seed), exclude_item_ids=seen)
                for p, k, seen, seed in requests]
@@ -368,3 +369,15 @@ def test_simple_merge_matches_the_general_merge(topics: ItemCatalog, exact: Exac
     for (p, k, seen, seed), expected in zip(requests, results, strict=True):
         got = general.recommend(p, k, rng=np.random.default_rng(seed), exclude_item_ids=seen)
         assert got == expected
+
+
+def test_shipped_default_strategy_on_a_default_profile(topics: ItemCatalog,
+                                                       exact: ExactIndex) -> None:
+    acted = [f"t{t}-{i}" for t in (0, 1, 2) for i in range(6)]
+    profile = build_profile(topics.vectors[topics.rows(acted)], acted, np.arange(18) * 60.0,
+                            now_s=2000.0)
+    rec = Recommender(exact, topics)  # RetrievalParams(): the shipped default
+    out = rec.recommend(profile, 30, rng=np.random.default_rng(0), exclude_item_ids=set(acted))
+    assert len(out) == 30 and not set(acted) & {c.item_id for c in out}
+    assert {c.source for c in out} == {"medoid", "decay_average"}
+    assert Counter(c.source for c in out)["decay_average"] == 15

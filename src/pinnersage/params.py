@@ -167,7 +167,7 @@ class IndexParams:
     #: Refined index: items with cosine above this to a kept item are dropped (None: keep all).
     dedupe_cosine: float | None = None
     #: Entries of the in-process medoid cache (neighbour lists keyed by medoid item id).
-    cache_size: int = 100_000
+    cache_size: int = 20_000
     #: Seed of the index build.
     seed: int = 0
     #: Threads of the HNSW build (None: all cores). 1 makes the graph reproducible for a seed;

@@ -15,7 +15,8 @@ Both count hits and misses (:meth:`NeighborCache.stats`). A cached value is a
 
 Memory: an in-process entry holds its rows and scores (12 bytes a neighbour) and, once a
 recommender has used it, the ready-made candidates (about 160 bytes a neighbour), so about
-28 KB for the paper's 133 neighbours (fetched 167 deep): 100,000 entries take about 2.8 GB. Size
+28 KB for the paper's 133 neighbours (fetched 167 deep): the default 20,000 entries take about
+0.6 GB, 100,000 about 2.8 GB. Size
 ``IndexParams.cache_size`` to the memory of a serving replica.
 """
 
@@ -108,7 +109,7 @@ class LruCache:
         Entries kept (``IndexParams.cache_size``); 0 disables caching (every lookup misses).
     """
 
-    def __init__(self, maxsize: int = 100_000) -> None:
+    def __init__(self, maxsize: int = 20_000) -> None:
         if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 0:
             raise ConfigError(f"cache maxsize must be an integer >= 0, got {maxsize!r}")
         self.maxsize = maxsize

@@ -22,9 +22,11 @@ Merging: an item retrieved for several clusters is kept once, with its best scor
 cluster as its source. Items in ``exclude_item_ids`` (the caller passes the user's own item ids)
 are dropped when ``exclude_seen`` is on. When exclusions or duplicates eat into a cluster's quota,
 that cluster's list is fetched again twice as deep (each list is first fetched ``quota + 25%``
-deep), until the quota is met or the whole index was read; whatever a cluster still cannot fill is
-filled with the best remaining items of the others, so the user gets ``k`` candidates whenever the
-index holds that many unseen items. Candidates are returned best score first.
+deep; with importance quotas, which differ between users, that depth is rounded up to a power of
+two, at least 16, so that users share cache entries), until the quota is met or the whole index
+was read; whatever a cluster still cannot fill is filled with the best remaining items of the
+others, so the user gets ``k`` candidates whenever the index holds that many unseen items.
+Candidates are returned best score first.
 
 An empty profile (no clusters: a new user, or every action a dropped singleton) falls back to
 ``popular_item_ids`` given to the recommender (see :func:`popular_items`), in their order, minus
@@ -229,8 +231,8 @@ class Recommender:
         if p.quota == "equal":
             depth = _first_depth(-(-k_c // len(chosen)))  # shared: one cache key per medoid
             depths = [depth] * len(chosen)
-        else:
-            depths = [_first_depth(q) for q in quotas]
+        else:  # quotas differ per user: round depths up to a power of two to share cache keys
+            depths = [max(16, 1 << (_first_depth(q) - 1).bit_length()) for q in quotas]
         if p.query == "centroid":
             missing = [c.medoid_item_id for c in chosen if c.centroid is None]
             if missing:
