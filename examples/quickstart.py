@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pinnersage import ProfileParams, build_profile, sample_medoids
+from pinnersage import ProfileParams, RetrievalParams, build_profile, sample_medoids
 from pinnersage.catalog import ItemCatalog
 from pinnersage.retrieval import ExactIndex
 from pinnersage.retrieval.recommender import Recommender
@@ -39,7 +39,7 @@ for cluster in profile.clusters:
 
 # The paper's retrieval: 3 medoids sampled in proportion to importance, their nearest items.
 picked = sample_medoids(profile, 3, rng=rng)
-recommender = Recommender(ExactIndex.build(catalog), catalog)
+recommender = Recommender(ExactIndex.build(catalog), catalog, params=RetrievalParams.paper())
 candidates = recommender.recommend(
     profile, 12, rng=rng, exclude_item_ids=set(catalog.item_ids[rows])
 )
