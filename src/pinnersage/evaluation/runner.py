@@ -51,6 +51,7 @@ from pinnersage.evaluation.protocol import (
     walk_forward_cases,
 )
 from pinnersage.params import ProfileParams
+from pinnersage.retrieval.recommender import source_depths
 
 __all__ = ["CaseProfile", "Embedder", "EvalResult", "VectorSet", "case_profiles",
            "default_embedder", "evaluate", "first_depth", "quotas", "select_clusters"]
@@ -416,10 +417,7 @@ def _retrieve(model: ModelSpec, plan: _Plan, data: list[_CaseData], space: _Spac
                 k_avg = math.floor(b * r.decay_average_share) if da_rows else 0
                 k_c = b - k_avg
                 qc = quotas(k_c, weight[cl_rows], r.quota).tolist()
-                if r.quota == "equal":
-                    dc = [first_depth(-(-k_c // len(cl_rows)))] * len(cl_rows)
-                else:
-                    dc = [first_depth(x) for x in qc]
+                dc = source_depths(qc, r.quota, k_c)
                 src_q = [x for x, y in zip(cl_rows, qc, strict=True) if y]
                 dep = [d for d, y in zip(dc, qc, strict=True) if y]
                 qu = [y for y in qc if y]

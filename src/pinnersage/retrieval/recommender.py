@@ -113,6 +113,20 @@ def _first_depth(quota: int) -> int:
     return quota + max(1, -(-quota // 4))
 
 
+def source_depths(quotas: Sequence[int], rule: str, budget: int) -> list[int]:
+    """How deep each cluster's neighbour list is fetched first, for its quota.
+
+    Equal quotas share one depth (one cache key per medoid). Importance quotas differ from user
+    to user, so their depths are rounded up to a power of two (at least 16) to share cache keys.
+    The offline evaluation calls this too, so that both fill candidates from the same lists.
+    """
+    if not quotas:
+        return []
+    if rule == "equal":
+        return [_first_depth(-(-budget // len(quotas)))] * len(quotas)
+    return [max(16, 1 << (_first_depth(q) - 1).bit_length()) for q in quotas]
+
+
 class Recommender:
     """Candidates for a profile from an ANN index, with a medoid-keyed neighbour cache.
 
@@ -228,11 +242,7 @@ class Recommender:
                 "with profile.store_decay_average = true")
         k_c = k - k_avg
         quotas = _quotas(k_c, chosen, p.quota)
-        if p.quota == "equal":
-            depth = _first_depth(-(-k_c // len(chosen)))  # shared: one cache key per medoid
-            depths = [depth] * len(chosen)
-        else:  # quotas differ per user: round depths up to a power of two to share cache keys
-            depths = [max(16, 1 << (_first_depth(q) - 1).bit_length()) for q in quotas]
+        depths = source_depths(quotas, p.quota, k_c)
         if p.query == "centroid":
             missing = [c.medoid_item_id for c in chosen if c.centroid is None]
             if missing:
