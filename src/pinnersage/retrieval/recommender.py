@@ -116,15 +116,18 @@ def _first_depth(quota: int) -> int:
 def source_depths(quotas: Sequence[int], rule: str, budget: int) -> list[int]:
     """How deep each cluster's neighbour list is fetched first, for its quota.
 
-    Equal quotas share one depth (one cache key per medoid). Importance quotas differ from user
-    to user, so their depths are rounded up to a power of two (at least 16) to share cache keys.
-    The offline evaluation calls this too, so that both fill candidates from the same lists.
+    Equal quotas share one depth (one cache key per medoid and budget); importance quotas fetch
+    25% beyond their own quota. The depth takes part in the merge (an item deep in one list can
+    claim a duplicate from another), so it is one rule, used by the offline evaluation too, and
+    it is the rule the evaluation measured. (Rounding importance depths up to powers of two would
+    share more cache entries between users, but changes which candidates are returned and
+    measured lower recall.)
     """
     if not quotas:
         return []
     if rule == "equal":
         return [_first_depth(-(-budget // len(quotas)))] * len(quotas)
-    return [max(16, 1 << (_first_depth(q) - 1).bit_length()) for q in quotas]
+    return [_first_depth(q) for q in quotas]
 
 
 class Recommender:
