@@ -355,3 +355,24 @@ def test_profile_at_rescales_importance() -> None:
     later = profile.at(10 * DAY, 0.1)
     np.testing.assert_allclose(later.importances, np.array([2.0, 1.0]) * np.exp(-1.0))
     assert later.as_of_s == 10 * DAY
+
+
+def test_request_path_sampling_has_the_same_distribution() -> None:
+    """sample_indices (recommender, evaluation) draws as sample_medoids does."""
+    from pinnersage.core.sampling import sample_indices
+
+    weights = [6.0, 3.0, 1.0, 0.5, 0.5]
+    rng = np.random.default_rng(1)
+    draws = 20_000
+    pairs: dict[tuple[int, int], int] = {}
+    first = np.zeros(5)
+    for _ in range(draws):
+        picked = sample_indices(weights, 3, rng)
+        assert len(set(picked)) == 3
+        first[picked[0]] += 1
+        pairs[(picked[0], picked[1])] = pairs.get((picked[0], picked[1]), 0) + 1
+    np.testing.assert_allclose(first / draws, np.array(weights) / 11.0, atol=0.015)
+    # second draw in proportion to what is left: P(0 then 1) = 6/11 * 3/5
+    assert pairs[(0, 1)] / draws == pytest.approx(6 / 11 * 3 / 5, abs=0.015)
+    assert sample_indices([0.0, 0.0, 2.0], 2, rng) == [2, 0]
+    assert sample_indices([1.0, 2.0], 3, rng) == [0, 1]

@@ -37,6 +37,7 @@ import pandas as pd
 from pinnersage.core.importance import action_weights
 from pinnersage.core.medoid import _summarise
 from pinnersage.core.profile import cluster_labels
+from pinnersage.core.sampling import sample_indices
 from pinnersage.core.ward import _cut, _distance_matrix, _nn_chain
 from pinnersage.errors import ConfigError, DataFormatError
 from pinnersage.evaluation import metrics as M
@@ -144,31 +145,8 @@ def select_clusters(importance: FloatArray, k: int, selection: str,
     c = importance.shape[0]
     if c <= k or selection == "top":
         return np.arange(min(c, k))
-    weights = importance.tolist()
-    eligible = [w > 0 for w in weights]
-    positive = sum(eligible)
-    if positive == 0:
-        return np.arange(k)
-    draws = min(k, positive)
-    total = sum(w for w, ok in zip(weights, eligible, strict=True) if ok)
     assert rng is not None
-    picked: list[int] = []
-    for u in rng.random(draws).tolist():
-        target = u * total
-        acc = 0.0
-        chosen = -1
-        for i in range(c):
-            if eligible[i]:
-                chosen = i
-                acc += weights[i]
-                if acc > target:
-                    break
-        eligible[chosen] = False
-        total -= weights[chosen]
-        picked.append(chosen)
-    if draws < k:
-        picked.extend([i for i, w in enumerate(weights) if w <= 0][: k - draws])
-    return np.asarray(picked, np.int64)
+    return np.asarray(sample_indices(importance.tolist(), k, rng), np.int64)
 
 
 def quotas(budget: int, weights: FloatArray, rule: str) -> IntArray:

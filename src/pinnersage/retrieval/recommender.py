@@ -45,7 +45,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pinnersage.core.profile import InterestCluster, InterestProfile, ItemId
-from pinnersage.core.sampling import top_medoids
+from pinnersage.core.sampling import sample_indices, top_medoids
 from pinnersage.errors import ConfigError, EmbeddingVersionMismatchError
 from pinnersage.params import RetrievalParams
 from pinnersage.retrieval.cache import LruCache, NeighborCache, NeighborList
@@ -459,33 +459,9 @@ def _sample_clusters(clusters: tuple[InterestCluster, ...], e: int,
     cost more than the ANN lookups of a warm request. The tests check it against
     ``sample_medoids``.
     """
-    c = len(clusters)
-    if c <= e:
+    if len(clusters) <= e:
         return clusters
-    weights = [cl.importance for cl in clusters]
-    eligible = [w > 0 for w in weights]
-    positive = sum(eligible)
-    if positive == 0:
-        return clusters[:e]
-    draws = min(e, positive)
-    total = sum(w for w, ok in zip(weights, eligible, strict=True) if ok)
-    picked: list[InterestCluster] = []
-    for u in rng.random(draws).tolist():
-        target = u * total
-        acc = 0.0
-        chosen = -1
-        for i in range(c):
-            if eligible[i]:
-                chosen = i
-                acc += weights[i]
-                if acc > target:
-                    break
-        eligible[chosen] = False
-        total -= weights[chosen]
-        picked.append(clusters[chosen])
-    if draws < e:
-        picked.extend([cl for cl, w in zip(clusters, weights, strict=True) if w <= 0][: e - draws])
-    return tuple(picked)
+    return tuple(clusters[i] for i in sample_indices([cl.importance for cl in clusters], e, rng))
 
 
 def _quotas(k: int, chosen: Sequence[InterestCluster], rule: str) -> list[int]:
