@@ -363,3 +363,25 @@ def test_cli_batch_and_inspect(setup: dict, tmp_path: Path,
     assert main(["inspect", "424242", "--snapshot", str(tmp_path / "o")]) == 2
     assert "no profile" in capsys.readouterr().err
     assert load_config(conf).batch.partitions == 5
+
+
+def test_cli_flags_override_the_config_file(setup: dict, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """--alpha, --decay-per-day, --drop-singletons and the log flags beat the [profile] table."""
+    import json
+
+    root = setup["root"]
+    conf = tmp_path / "c.toml"
+    conf.write_text("[profile]\ndistance_threshold = 3.0\ndecay_per_day = 0.5\n")
+    args = ["batch", "--actions", str(setup["log"]), "--embeddings", str(root / "emb.parquet"),
+            "--date", RUN_DATE, "--out", str(tmp_path / "o"), "--workers", "1", "--config",
+            str(conf), "--no-progress", "--alpha", "0.25", "--drop-singletons"]
+    assert main(args) == 0
+    capsys.readouterr()
+    manifest = json.loads((tmp_path / "o" / RUN_DATE / "manifest.json").read_text())
+    profile = manifest["parameters"]["profile"]
+    assert profile["distance_threshold"] == 0.25  # the flag
+    assert profile["decay_per_day"] == 0.5  # the file
+    assert profile["keep_singletons"] is False
+    assert main([*args[:-3], "--alpha", "-1"]) == 2
+    assert "distance_threshold must be >= 0" in capsys.readouterr().err

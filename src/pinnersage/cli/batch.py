@@ -6,7 +6,14 @@ import argparse
 import sys
 from typing import Any
 
-from pinnersage.cli._common import add_config_flag, config_from
+from pinnersage.cli._common import (
+    add_config_flag,
+    add_log_flags,
+    add_profile_flags,
+    config_from,
+    log_overrides,
+    profile_overrides,
+)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -36,6 +43,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="publish an empty snapshot when the window has no usable action "
                              "(default: an error)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_log_flags(parser)
+    add_profile_flags(parser)
     add_config_flag(parser)
     parser.set_defaults(func=run)
     return parser
@@ -46,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from(args, {"batch": {"engine": args.engine, "workers": args.workers,
                                           "partitions": args.partitions,
-                                          "allow_empty": args.allow_empty}})
+                                          "allow_empty": args.allow_empty},
+                                "log": log_overrides(args), "profile": profile_overrides(args)})
     spark = None
     if config.batch.engine == "spark":
         from pinnersage.batch.spark import get_session

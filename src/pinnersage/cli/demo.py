@@ -13,7 +13,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pinnersage.cli._common import add_config_flag, config_from
+from pinnersage.cli._common import (
+    add_config_flag,
+    add_profile_flags,
+    config_from,
+    profile_overrides,
+)
 from pinnersage.errors import DataFormatError
 
 _REPO = Path(__file__).resolve().parents[3]
@@ -51,6 +56,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--date", help="run date YYYY-MM-DD (default: the log's last day)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the medoid sampling")
+    add_profile_flags(parser)
     add_config_flag(parser)
     parser.set_defaults(func=run)
     return parser
@@ -79,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             f"action log {args.actions} not found; run from a clone of the repository (it ships "
             "data/online-retail/) or pass --actions PATH"
         )
-    config = config_from(args)
+    config = config_from(args, {"profile": profile_overrides(args)})
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from pinnersage.cli._common import add_config_flag, config_from
+from pinnersage.cli._common import add_config_flag, config_from, log_overrides
 from pinnersage.embed import BUILDERS
-from pinnersage.embed._flags import log_overrides
 
 __all__ = ["add_parser", "run"]
 

@@ -4,32 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from pinnersage.cli._common import add_log_flags, log_overrides
 
-def add_log_flags(parser: argparse.ArgumentParser) -> None:
-    """``--user-col``, ``--item-col``, ``--time-col``, ``--action-col``, ``--action-types``
-    (None when not given, so a ``[log]`` table of the config file applies)."""
-    group = parser.add_argument_group("action log columns (default: the [log] config table, "
-                                      "else user_id, item_id, timestamp, action)")
-    group.add_argument("--user-col", metavar="NAME", help="user id column")
-    group.add_argument("--item-col", metavar="NAME", help="item id column")
-    group.add_argument("--time-col", metavar="NAME",
-                       help="time column: unix seconds, or ISO 8601 (UTC when it has no zone)")
-    group.add_argument("--action-col", metavar="NAME", help="action type column (optional)")
-    group.add_argument("--action-types", metavar="A,B",
-                       help="comma-separated action types to keep (default: all)")
-
-
-def log_overrides(args: argparse.Namespace) -> dict[str, object]:
-    """The ``[log]`` overrides given by :func:`add_log_flags` flags (None where not given)."""
-    types = getattr(args, "action_types", None)
-    return {
-        "user_col": getattr(args, "user_col", None),
-        "item_col": getattr(args, "item_col", None),
-        "time_col": getattr(args, "time_col", None),
-        "action_col": getattr(args, "action_col", None),
-        "action_types": tuple(t.strip() for t in types.split(",") if t.strip())
-        if types else None,
-    }
+__all__ = ["add_log_flags", "log_overrides"]
 
 
 def _actions(parser: argparse.ArgumentParser) -> None:
