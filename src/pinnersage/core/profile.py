@@ -274,15 +274,3 @@ def _ward_profile(
     labels, c = _cut(n, left, right, height, alpha, keep_singletons)
     rows, size, imp, last, centroid = _summarise(x, labels, c, t, w)
     return 0, c, rows, size, imp, last, centroid
-    for i in range(n):
-        for k in range(x.shape[1]):
-            if abs(x[i, k]) > _MAX_ABS:
-                empty = np.empty(0, np.int64)
-                fempty = np.empty(0)
-                return 1, 0, empty, empty, fempty, fempty, np.empty((0, x.shape[1])), w
-    g = np.dot(x, x.T)
-    _fill_squared_distances(x, g)
-    left, right, height, _ = _nn_chain(g)
-    labels, c = _cut(n, left, right, height, alpha, keep_singletons)
-    rows, size, imp, last, centroid = _summarise(x, labels, c, t, w)
-    return 0, c, rows, size, imp, last, centroid, w
