@@ -209,6 +209,8 @@ def build_profile(
         n = x.shape[0]
     if p.method == "ward":
         x = np.ascontiguousarray(x)
+        if x.max() > _MAX_ABS or x.min() < -_MAX_ABS:
+            as_vectors(x, max_abs=_MAX_ABS)  # raises before x @ x.T overflows
         w = action_weights(t, now, p.decay_per_day)
         status, c, rows, sizes, imps, lasts, centroids = _ward_profile(
             x, x @ x.T, t, w, float(p.distance_threshold), bool(p.keep_singletons)
