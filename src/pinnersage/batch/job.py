@@ -224,6 +224,16 @@ def _check_inputs(user_ids: np.ndarray, item_rows: np.ndarray, timestamps_s: np.
                           f"catalog (rows 0..{ctx.vectors.shape[0] - 1}); drop unknown items first")
 
 
+def _prepared(user_ids: npt.ArrayLike, item_rows: npt.ArrayLike, timestamps_s: npt.ArrayLike,
+              ctx: ProfileContext) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Checked inputs in canonical order: unique users, their starts, item rows and times."""
+    users_in = np.asarray(user_ids)
+    rows_in = np.asarray(item_rows, dtype=np.int64)
+    times_in = np.asarray(timestamps_s, dtype=np.int64)
+    _check_inputs(users_in, rows_in, times_in, ctx)
+    return _canonical(users_in, rows_in, times_in, ctx)
+
+
 def profile_partition(user_ids: npt.ArrayLike, item_rows: npt.ArrayLike,
                       timestamps_s: npt.ArrayLike,
                       ctx: ProfileContext) -> tuple[pa.Table, PartitionStats]:
@@ -246,12 +256,8 @@ def profile_partition(user_ids: npt.ArrayLike, item_rows: npt.ArrayLike,
         Rows sorted by (user_id, rank), schema :func:`profiles_schema`; and the counts.
         Identical to :func:`profile_partition_reference` on the same input.
     """
-    users_in = np.asarray(user_ids)
-    rows_in = np.asarray(item_rows, dtype=np.int64)
-    times_in = np.asarray(timestamps_s, dtype=np.int64)
-    _check_inputs(users_in, rows_in, times_in, ctx)
+    uniques, starts, rows, times = _prepared(user_ids, item_rows, timestamps_s, ctx)
     p = ctx.params
-    uniques, starts, rows, times = _canonical(users_in, rows_in, times_in, ctx)
     stats = PartitionStats(users=len(uniques))
     out = _Columns()
     cap = p.max_actions_per_user
@@ -334,12 +340,8 @@ def profile_partition_reference(user_ids: npt.ArrayLike, item_rows: npt.ArrayLik
                                 timestamps_s: npt.ArrayLike,
                                 ctx: ProfileContext) -> tuple[pa.Table, PartitionStats]:
     """The slow twin of :func:`profile_partition`: one :func:`build_profile` call per user."""
-    users_in = np.asarray(user_ids)
-    rows_in = np.asarray(item_rows, dtype=np.int64)
-    times_in = np.asarray(timestamps_s, dtype=np.int64)
-    _check_inputs(users_in, rows_in, times_in, ctx)
+    uniques, starts, rows, times = _prepared(user_ids, item_rows, timestamps_s, ctx)
     p = ctx.params
-    uniques, starts, rows, times = _canonical(users_in, rows_in, times_in, ctx)
     stats = PartitionStats(users=len(uniques))
     profiles: list[InterestProfile] = []
     vectors32 = ctx.vectors.astype(np.float32)

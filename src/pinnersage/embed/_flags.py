@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from pinnersage.cli._common import add_log_flags, log_overrides
 
-__all__ = ["add_log_flags", "log_overrides"]
+__all__ = ["add_log_flags", "log_overrides", "read_log_and_items"]
+
+
+def read_log_and_items(args: argparse.Namespace, config: Any) -> tuple[Any, Any]:
+    """The action log of ``--actions`` (its read report printed) and the ``--items`` metadata."""
+    from pinnersage.actions import read_actions
+    from pinnersage.catalog import read_items
+
+    log = read_actions(args.actions, config.log, progress=True)
+    print(f"actions: {log.report.summary()}")
+    meta = read_items(args.items, id_col=config.log.item_col) if args.items else None
+    return log, meta
 
 
 def _actions(parser: argparse.ArgumentParser) -> None:

@@ -193,12 +193,9 @@ def als_embeddings(actions: ActionLog | pd.DataFrame, *, dim: int = 64, iteratio
 
 def run_cli(args: argparse.Namespace, config: Any) -> BuildResult:
     """Build from the parsed flags of ``pinnersage embed als``."""
-    from pinnersage.actions import read_actions
-    from pinnersage.catalog import read_items
+    from pinnersage.embed._flags import read_log_and_items
 
-    log = read_actions(args.actions, config.log, progress=True)
-    print(f"actions: {log.report.summary()}")
-    meta = read_items(args.items, id_col=config.log.item_col) if args.items else None
+    log, meta = read_log_and_items(args, config)
     return als_embeddings(log, dim=args.dim, iterations=args.iterations,
                           regularization=args.regularization, alpha=args.alpha,
                           min_users=args.min_users, seed=args.seed, metadata=meta)

@@ -338,12 +338,9 @@ def cooccurrence_embeddings(actions: ActionLog | pd.DataFrame, *, dim: int = 64,
 
 def run_cli(args: argparse.Namespace, config: Any) -> BuildResult:
     """Build from the parsed flags of ``pinnersage embed cooccurrence``."""
-    from pinnersage.actions import read_actions
-    from pinnersage.catalog import read_items
+    from pinnersage.embed._flags import read_log_and_items
 
-    log = read_actions(args.actions, config.log, progress=True)
-    print(f"actions: {log.report.summary()}")
-    meta = read_items(args.items, id_col=config.log.item_col) if args.items else None
+    log, meta = read_log_and_items(args, config)
     return cooccurrence_embeddings(log, dim=args.dim, window=args.window,
                                    min_users=args.min_users, smoothing=args.smoothing,
                                    seed=args.seed, metadata=meta)
