@@ -32,13 +32,14 @@ _RECOMPUTE_FRACTION = 1e-4
 _MAX_ABS = MAX_ABS
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _fill_squared_distances(x: np.ndarray, g: np.ndarray) -> None:  # pragma: no cover - compiled
     """Turn the Gram matrix ``g = x @ x.T`` into squared Euclidean distances, in place.
 
     Row by row (no transposed writes): each entry depends only on its own Gram value and the two
     norms, and BLAS returns an exactly symmetric ``x @ x.T``, so the result is symmetric. The
-    diagonal is set to +inf, which the chain reads as "not a neighbour".
+    diagonal is set to +inf, which the chain reads as "not a neighbour". The loop over a row is
+    branch-free (it vectorises); the rare near-duplicate entries are recomputed in a second pass.
     """
     n, d = x.shape
     sq = np.empty(n)
@@ -47,28 +48,35 @@ def _fill_squared_distances(x: np.ndarray, g: np.ndarray) -> None:  # pragma: no
     for i in range(n):
         row = g[i]
         si = sq[i]
+        small = 0
         for j in range(n):
             v = si + sq[j] - 2.0 * row[j]
-            if v < _RECOMPUTE_FRACTION * (si + sq[j]):
-                v = 0.0
-                for k in range(d):
-                    diff = x[i, k] - x[j, k]
-                    v += diff * diff
             row[j] = v
+            small += v < _RECOMPUTE_FRACTION * (si + sq[j])
+        # the diagonal (exactly 0) was counted unless the row is the zero vector
+        if small > (1 if si > 0.0 else 0):
+            for j in range(n):
+                if j != i and row[j] < _RECOMPUTE_FRACTION * (si + sq[j]):
+                    v = 0.0
+                    for k in range(d):
+                        diff = x[i, k] - x[j, k]
+                        v += diff * diff
+                    row[j] = v
         row[i] = np.inf
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always", fastmath={"nnan", "nsz"})
 def _scan(row: np.ndarray, cur: int) -> tuple[float, int]:  # pragma: no cover - compiled
-    """Smallest entry of ``row[:cur]`` and the first slot holding it."""
+    """Smallest entry of ``row[:cur]`` and the first slot holding it (a vectorised minimum,
+    then a search for it)."""
     best = np.inf
-    arg = 0
     for k in range(cur):
         v = row[k]
-        if v < best:
-            best = v
-            arg = k
-    return best, arg
+        best = v if v < best else best
+    for k in range(cur):
+        if row[k] == best:
+            return best, k
+    return best, 0
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -129,7 +137,23 @@ def _replay(
     synced[k] = upto
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always", error_model="numpy")
+def _update(
+    rx: np.ndarray, ry: np.ndarray, size: np.ndarray, nx: float, ny: float, d: float, cur: int
+) -> None:  # pragma: no cover - compiled
+    """Eq. 1 for a whole row: rx <- d(x ∪ y, k) for every slot k < cur (branch-free, vectorised).
+
+    Clusters that left hold inf in rx and ry, and so do slots x (rx[x]) and y (ry[y]): their
+    update is inf. ``1.0 / (s + nk)`` is exactly ``_replay``'s ``recip[s + nk]`` (both one IEEE
+    division), so a row and its replayed column hold the same numbers.
+    """
+    s = nx + ny
+    for k in range(cur):
+        nk = size[k]
+        rx[k] = ((nx + nk) * rx[k] + (ny + nk) * ry[k] - nk * d) * (1.0 / (s + nk))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _nn_chain(
     dist: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
@@ -159,8 +183,8 @@ def _nn_chain(
     log_nx = np.empty(m, np.float64)
     log_ny = np.empty(m, np.float64)
     size = np.ones(n, np.float64)
-    # 1/s for every size sum the updates meet (up to 2n: the row update also visits k = x and
-    # k = y, whose results are inf anyway): a multiplication instead of a division per entry.
+    # 1/s for every size sum a replay meets (up to 2n): a multiplication, not a division, on the
+    # replay's chain of dependent updates (the row update divides, vectorised, to the same 1/s).
     recip = np.empty(2 * n + 1)
     recip[0] = 0.0
     for s_ in range(1, 2 * n + 1):
@@ -297,15 +321,8 @@ def _nn_chain(
         merged_size[step] = np.int64(nx + ny)
         # Eq. 1 for the whole row, finding its nearest neighbour on the way. Clusters that left
         # hold inf in rx and ry, and so do slots x (rx[x]) and y (ry[y]): their update is inf.
-        new_best = np.inf
-        new_arg = 0
-        for k in range(cur):
-            nk = size[k]
-            rx[k] = ((nx + nk) * rx[k] + (ny + nk) * ry[k] - nk * best) * recip[int(nx + ny + nk)]
-            v = rx[k]  # as stored: rows may be float32
-            if v < new_best:
-                new_best = v
-                new_arg = k
+        _update(rx, ry, size, nx, ny, best, cur)
+        new_best, new_arg = _scan(rx, cur)
         rx[x] = np.inf
         rx[y] = np.inf
         active[y] = False
