@@ -187,13 +187,14 @@ def build_profile(
     ids = item_ids if isinstance(item_ids, np.ndarray) else np.asarray(item_ids, dtype=object)
     if ids.ndim != 1 or ids.shape[0] != n:
         raise DimensionMismatchError(f"item_ids must hold one id per row ({n}), got {ids.shape[0]}")
-    if not (np.isfinite(x.sum()) and np.isfinite(t.sum())):
-        as_vectors(x)
+    x_ok, t_ok, in_order = _inspect(x, t, _MAX_ABS if p.method == "ward" else np.inf)
+    if not (x_ok and t_ok):
+        as_vectors(x, max_abs=_MAX_ABS if p.method == "ward" else None)
         as_times(t, n)  # one of them raises, naming the row
     now = float(now_s)
     if n == 0:
         return InterestProfile(user_id, now)
-    if n > 1 and not bool((t[1:] >= t[:-1]).all()):
+    if not in_order:
         order = np.argsort(t, kind="stable")
         x, t, ids = x[order], t[order], ids[order]
     if n > p.max_actions_per_user:
@@ -209,18 +210,17 @@ def build_profile(
         n = x.shape[0]
     if p.method == "ward":
         x = np.ascontiguousarray(x)
-        if x.max() > _MAX_ABS or x.min() < -_MAX_ABS:
-            as_vectors(x, max_abs=_MAX_ABS)  # raises before x @ x.T overflows
         w = action_weights(t, now, p.decay_per_day)
-        status, c, rows, sizes, imps, lasts, centroids = _ward_profile(
+        c, rows, sizes, imps, lasts, centroids = _ward_profile(
             x, x @ x.T, t, w, float(p.distance_threshold), bool(p.keep_singletons)
         )
-        if status:
-            as_vectors(x, max_abs=_MAX_ABS)  # raises InvalidVectorsError
     else:
         labels, c = cluster_labels(x, p, rng)
         w = action_weights(t, now, p.decay_per_day)
         rows, sizes, imps, lasts, centroids = _summarise(x, labels, c, t, w)
+        rank = np.argsort(-imps[:c], kind="stable")
+        rows, sizes, imps, lasts = rows[rank], sizes[rank], imps[rank], lasts[rank]
+        centroids = centroids[rank]
     decay_average = None
     if p.store_decay_average:
         avg = w @ x
@@ -228,17 +228,38 @@ def build_profile(
         decay_average = (avg / norm if norm > 0 else avg).astype(np.float32)
     if c == 0:
         return InterestProfile(user_id, now, (), n, decay_average)
-    rank = np.argsort(-imps[:c], kind="stable")
-    medoids = ids.take(rows[rank]).tolist()
-    imp_list = imps[rank].tolist()
-    size_list = sizes[rank].tolist()
-    last_list = lasts[rank].tolist()
+    medoids = ids.take(rows).tolist()
+    imp_list = imps.tolist()
+    size_list = sizes.tolist()
+    last_list = lasts.tolist()
     if p.store_centroids:
-        cents = centroids[rank].astype(np.float32)
+        cents = centroids.astype(np.float32)
         clusters = tuple(map(InterestCluster, medoids, imp_list, size_list, last_list, cents))
     else:
         clusters = tuple(map(InterestCluster, medoids, imp_list, size_list, last_list))
     return InterestProfile(user_id, now, clusters, n, decay_average)
+
+
+@numba.njit(cache=True, nogil=True)
+def _inspect(
+    x: np.ndarray, t: np.ndarray, max_abs: float
+) -> tuple[bool, bool, bool]:  # pragma: no cover - compiled
+    """One pass over the inputs: are the vectors finite with entries within ``max_abs``, the
+    times finite, and the times in order?"""
+    x_ok = True
+    for i in range(x.shape[0]):
+        for k in range(x.shape[1]):
+            v = abs(x[i, k])
+            if not v < np.inf or v > max_abs:  # NaN fails the first test
+                x_ok = False
+    t_ok = True
+    in_order = True
+    for i in range(t.shape[0]):
+        if not abs(t[i]) < np.inf:
+            t_ok = False
+        if i and t[i] < t[i - 1]:
+            in_order = False
+    return x_ok, t_ok, in_order
 
 
 @numba.njit(cache=True, nogil=True)
@@ -249,30 +270,22 @@ def _ward_profile(
     w: np.ndarray,
     alpha: float,
     keep_singletons: bool,
-) -> tuple[
-    int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
-]:  # pragma: no cover
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
     """Algorithm 2 with Ward, compiled end to end: distances, chain, cut, medoids, importance.
 
-    ``x`` rows are in time order, ``g = x @ x.T`` (numpy's, exactly symmetric; destroyed) and
-    ``w`` the actions' weights (Eq. 3). Returns a status (1: entries too large to square), the
-    number of clusters, and per cluster (in label order) the medoid row, size, importance, latest
-    time and centroid.
+    ``x`` rows are in time order and checked (finite, entries within ``_MAX_ABS``),
+    ``g = x @ x.T`` (numpy's, exactly symmetric; destroyed) and ``w`` the actions' weights
+    (Eq. 3). Returns the number of clusters and per cluster, most important first (ties: label
+    order), the medoid row, size, importance, latest time and centroid.
     """
     n = x.shape[0]
     if n == 1:
         labels = np.zeros(1, np.int64) if keep_singletons else np.full(1, -1, np.int64)
         c = 1 if keep_singletons else 0
-        rows, size, imp, last, centroid = _summarise(x, labels, c, t, w)
-        return 0, c, rows, size, imp, last, centroid
-    for i in range(n):
-        for k in range(x.shape[1]):
-            if abs(x[i, k]) > _MAX_ABS:
-                empty = np.empty(0, np.int64)
-                fempty = np.empty(0)
-                return 1, 0, empty, empty, fempty, fempty, np.empty((0, x.shape[1]))
-    _fill_squared_distances(x, g)
-    left, right, height, _ = _nn_chain(g)
-    labels, c = _cut(n, left, right, height, alpha, keep_singletons)
+    else:
+        _fill_squared_distances(x, g)
+        left, right, height, _ = _nn_chain(g)
+        labels, c = _cut(n, left, right, height, alpha, keep_singletons)
     rows, size, imp, last, centroid = _summarise(x, labels, c, t, w)
-    return 0, c, rows, size, imp, last, centroid
+    rank = np.argsort(-imp, kind="mergesort")
+    return c, rows[rank], size[rank], imp[rank], last[rank], centroid[rank]
