@@ -65,15 +65,36 @@ def _fill_squared_distances(x: np.ndarray, g: np.ndarray) -> None:  # pragma: no
         row[i] = np.inf
 
 
+_BLOCK = 32
+
+
 @numba.njit(cache=True, nogil=True, inline="always", fastmath={"nnan", "nsz"})
 def _scan(row: np.ndarray, cur: int) -> tuple[float, int]:  # pragma: no cover - compiled
-    """Smallest entry of ``row[:cur]`` and the first slot holding it (a vectorised minimum,
-    then a search for it)."""
+    """Smallest entry of ``row[:cur]`` and the first slot holding it.
+
+    Block by block: a vectorised minimum of each block of 32, keeping the first block that
+    holds the smallest; then the slot is searched in that block only.
+    """
     best = np.inf
-    for k in range(cur):
+    first = 0
+    blocks = cur // _BLOCK
+    for blk in range(blocks):
+        base = blk * _BLOCK
+        m = np.inf
+        for k in range(base, base + _BLOCK):
+            v = row[k]
+            m = v if v < m else m
+        if m < best:
+            best = m
+            first = base
+    m = np.inf
+    for k in range(blocks * _BLOCK, cur):
         v = row[k]
-        best = v if v < best else best
-    for k in range(cur):
+        m = v if v < m else m
+    if m < best:
+        best = m
+        first = blocks * _BLOCK
+    for k in range(first, cur):
         if row[k] == best:
             return best, k
     return best, 0
@@ -84,11 +105,7 @@ def _replay(
     row: np.ndarray,
     k: int,
     synced: np.ndarray,
-    log_x: np.ndarray,
-    log_y: np.ndarray,
-    log_d: np.ndarray,
-    log_nx: np.ndarray,
-    log_ny: np.ndarray,
+    log: np.ndarray,
     nk: float,
     upto: int,
     nn: np.ndarray,
@@ -99,38 +116,50 @@ def _replay(
 ) -> None:  # pragma: no cover - compiled
     """Bring row k up to date: apply Eq. 1 for every merge made since it was last written.
 
-    Keeps row k's cached nearest neighbour when it survives: Ward is reducible, so a merged
-    cluster is never nearer than the nearer of its parts; the cache dies only when the
-    neighbour itself took part in a merge (a new entry equal to the cached distance at a lower
-    slot takes its place, as a full scan would choose it).
+    ``log[t]`` holds merge t: slot x, slot y, their sizes and their distance. Keeps row k's
+    cached nearest neighbour when it survives: Ward is reducible, so a merged cluster is never
+    nearer than the nearer of its parts; the cache dies only when the neighbour itself took
+    part in a merge (a new entry equal to the cached distance at a lower slot takes its place,
+    as a full scan would choose it). Once it is dead the rest is replayed without tracking.
     """
     ok = nn_ok[k]
     j = nn[k]
     dj = nn_d[k]
-    if upto - synced[k] > 16:
+    t = synced[k]
+    if upto - t > 16:
         # Many pending merges touch many cache lines of the row at random: stream the row in
         # first (one read per line, in order, which the hardware prefetcher follows).
         acc = 0.0
         for i in range(0, cur, 8):
             acc += row[i]
-        if acc != acc:  # never true (rows hold no NaN); keeps the reads
+        if acc == -1.0:  # never true (rows hold no negative entry); keeps the reads
             row[0] = acc
-    for t in range(synced[k], upto):
-        a = log_x[t]
-        b = log_y[t]
-        na = log_nx[t]
-        nb = log_ny[t]
-        row[a] = ((na + nk) * row[a] + (nb + nk) * row[b] - nk * log_d[t]) * recip[
+    while ok and t < upto:
+        a = int(log[t, 0])
+        b = int(log[t, 1])
+        na = log[t, 2]
+        nb = log[t, 3]
+        row[a] = ((na + nk) * row[a] + (nb + nk) * row[b] - nk * log[t, 4]) * recip[
             int(na + nb + nk)
         ]
         v = row[a]  # as stored: rows may be float32
         row[b] = np.inf
-        if ok:
-            if a == j or b == j:
-                ok = False
-            elif v < dj or (v == dj and a < j):
-                j = a
-                dj = v
+        if a == j or b == j:
+            ok = False
+        elif v < dj or (v == dj and a < j):
+            j = a
+            dj = v
+        t += 1
+    while t < upto:
+        a = int(log[t, 0])
+        b = int(log[t, 1])
+        na = log[t, 2]
+        nb = log[t, 3]
+        row[a] = ((na + nk) * row[a] + (nb + nk) * row[b] - nk * log[t, 4]) * recip[
+            int(na + nb + nk)
+        ]
+        row[b] = np.inf
+        t += 1
     nn_ok[k] = ok
     nn[k] = j
     nn_d[k] = dj
@@ -153,7 +182,7 @@ def _update(
         rx[k] = ((nx + nk) * rx[k] + (ny + nk) * ry[k] - nk * d) * (1.0 / (s + nk))
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"nnan", "nsz"})
 def _nn_chain(
     dist: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
@@ -178,10 +207,7 @@ def _nn_chain(
     right = np.empty(m, np.int64)
     height = np.empty(m, np.float64)
     merged_size = np.empty(m, np.int64)
-    log_x = np.empty(m, np.int64)  # slots, for replays
-    log_y = np.empty(m, np.int64)
-    log_nx = np.empty(m, np.float64)
-    log_ny = np.empty(m, np.float64)
+    log = np.empty((m, 5))  # per merge, for replays: slot x, slot y, size x, size y, distance
     size = np.ones(n, np.float64)
     # 1/s for every size sum a replay meets (up to 2n): a multiplication, not a division, on the
     # replay's chain of dependent updates (the row update divides, vectorised, to the same 1/s).
@@ -212,11 +238,7 @@ def _nn_chain(
                             dist[s],
                             s,
                             synced,
-                            log_x,
-                            log_y,
-                            height,
-                            log_nx,
-                            log_ny,
+                            log,
                             size[s],
                             step,
                             nn,
@@ -266,11 +288,7 @@ def _nn_chain(
                     row,
                     x,
                     synced,
-                    log_x,
-                    log_y,
-                    height,
-                    log_nx,
-                    log_ny,
+                    log,
                     size[x],
                     step,
                     nn,
@@ -296,11 +314,7 @@ def _nn_chain(
                 ry,
                 y,
                 synced,
-                log_x,
-                log_y,
-                height,
-                log_nx,
-                log_ny,
+                log,
                 size[y],
                 step,
                 nn,
@@ -314,10 +328,11 @@ def _nn_chain(
         left[step] = ids[x]
         right[step] = ids[y]
         height[step] = best
-        log_x[step] = x
-        log_y[step] = y
-        log_nx[step] = nx
-        log_ny[step] = ny
+        log[step, 0] = x
+        log[step, 1] = y
+        log[step, 2] = nx
+        log[step, 3] = ny
+        log[step, 4] = best
         merged_size[step] = np.int64(nx + ny)
         # Eq. 1 for the whole row, finding its nearest neighbour on the way. Clusters that left
         # hold inf in rx and ry, and so do slots x (rx[x]) and y (ry[y]): their update is inf.
