@@ -105,6 +105,7 @@ def _replay(
     row: np.ndarray,
     k: int,
     synced: np.ndarray,
+    slots: np.ndarray,
     log: np.ndarray,
     nk: float,
     upto: int,
@@ -116,7 +117,7 @@ def _replay(
 ) -> None:  # pragma: no cover - compiled
     """Bring row k up to date: apply Eq. 1 for every merge made since it was last written.
 
-    ``log[t]`` holds merge t: slot x, slot y, their sizes and their distance. Keeps row k's
+    ``slots[t]`` and ``log[t]`` hold merge t: slots x and y; their sizes and distance. Keeps row k's
     cached nearest neighbour when it survives: Ward is reducible, so a merged cluster is never
     nearer than the nearer of its parts; the cache dies only when the neighbour itself took
     part in a merge (a new entry equal to the cached distance at a lower slot takes its place,
@@ -135,12 +136,12 @@ def _replay(
         if acc == -1.0:  # never true (rows hold no negative entry); keeps the reads
             row[0] = acc
     while ok and t < upto:
-        a = int(log[t, 0])
-        b = int(log[t, 1])
-        na = log[t, 2]
-        nb = log[t, 3]
-        row[a] = ((na + nk) * row[a] + (nb + nk) * row[b] - nk * log[t, 4]) * recip[
-            int(na + nb + nk)
+        a = slots[t, 0]
+        b = slots[t, 1]
+        na = log[t, 0]
+        nb = log[t, 1]
+        row[a] = ((na + nk) * row[a] + (nb + nk) * row[b] - nk * log[t, 2]) * recip[
+            np.uint32(na + nb + nk)
         ]
         v = row[a]  # as stored: rows may be float32
         row[b] = np.inf
@@ -151,12 +152,12 @@ def _replay(
             dj = v
         t += 1
     while t < upto:
-        a = int(log[t, 0])
-        b = int(log[t, 1])
-        na = log[t, 2]
-        nb = log[t, 3]
-        row[a] = ((na + nk) * row[a] + (nb + nk) * row[b] - nk * log[t, 4]) * recip[
-            int(na + nb + nk)
+        a = slots[t, 0]
+        b = slots[t, 1]
+        na = log[t, 0]
+        nb = log[t, 1]
+        row[a] = ((na + nk) * row[a] + (nb + nk) * row[b] - nk * log[t, 2]) * recip[
+            np.uint32(na + nb + nk)
         ]
         row[b] = np.inf
         t += 1
@@ -207,7 +208,10 @@ def _nn_chain(
     right = np.empty(m, np.int64)
     height = np.empty(m, np.float64)
     merged_size = np.empty(m, np.int64)
-    log = np.empty((m, 5))  # per merge, for replays: slot x, slot y, size x, size y, distance
+    # per merge, for replays: the slots of x and y (unsigned, so indexing needs no
+    # negative-index wrap-around), and the sizes of x and y and their distance
+    slots = np.empty((m, 2), np.uint32)
+    log = np.empty((m, 3))
     size = np.ones(n, np.float64)
     # 1/s for every size sum a replay meets (up to 2n): a multiplication, not a division, on the
     # replay's chain of dependent updates (the row update divides, vectorised, to the same 1/s).
@@ -239,6 +243,7 @@ def _nn_chain(
                             dist[s],
                             s,
                             synced,
+                            slots,
                             log,
                             size[s],
                             step,
@@ -289,6 +294,7 @@ def _nn_chain(
                     row,
                     x,
                     synced,
+                    slots,
                     log,
                     size[x],
                     step,
@@ -315,6 +321,7 @@ def _nn_chain(
                 ry,
                 y,
                 synced,
+                slots,
                 log,
                 size[y],
                 step,
@@ -329,11 +336,11 @@ def _nn_chain(
         left[step] = ids[x]
         right[step] = ids[y]
         height[step] = best
-        log[step, 0] = x
-        log[step, 1] = y
-        log[step, 2] = nx
-        log[step, 3] = ny
-        log[step, 4] = best
+        slots[step, 0] = x
+        slots[step, 1] = y
+        log[step, 0] = nx
+        log[step, 1] = ny
+        log[step, 2] = best
         merged_size[step] = np.int64(nx + ny)
         # Eq. 1 for the whole row, finding its nearest neighbour on the way. Clusters that left
         # hold inf in rx and ry, and so do slots x (rx[x]) and y (ry[y]): their update is inf.
