@@ -130,11 +130,20 @@ def _replay(
     if upto - t > 16:
         # Many pending merges touch many cache lines of the row at random: stream the row in
         # first (one read per line, in order, which the hardware prefetcher follows).
-        acc = 0.0
-        for i in range(0, cur, 8):
-            acc += row[i]
-        if acc == -1.0:  # never true (rows hold no negative entry); keeps the reads
-            row[0] = acc
+        a0 = 0.0
+        a1 = 0.0
+        a2 = 0.0
+        a3 = 0.0
+        top = cur - cur % 32
+        for i in range(0, top, 32):  # four independent sums: the loads are not serialised
+            a0 += row[i]
+            a1 += row[i + 8]
+            a2 += row[i + 16]
+            a3 += row[i + 24]
+        for i in range(top, cur, 8):
+            a0 += row[i]
+        if a0 + a1 + a2 + a3 == -1.0:  # never true (rows hold no negative entry): keeps reads
+            row[0] = a0
     while ok and t < upto:
         a = slots[t, 0]
         b = slots[t, 1]
