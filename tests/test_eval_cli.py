@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
 from test_eval_protocol import synthetic_log
 
 from pinnersage.cli import main
+from pinnersage.errors import PinnerSageWarning
 from pinnersage.evaluation.report import check_bar
 
 NAMED = ["last_item", "decay_average", "decay_average_lambda0", "decay_average_lambda0.1",
@@ -26,7 +28,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     log = tmp / "actions.parquet"
     synthetic_log(0, n_users=60, n_days=50, n_items=90).to_parquet(log)
     out = tmp / "out"
-    status = main(["evaluate", "--actions", str(log), "--out", str(out), "--test-days", "5",
+    status = main(["evaluate", "--actions", str(log), "--out", str(out), "--split", "day",
+                   "--test-days", "5",
                    "--budgets", "5,10,20", "--bootstrap", "50", "--embedding-dim", "8",
                    "--reference-dim", "8", "--alphas", "0.5,1", "--lambdas", "0,0.1",
                    "--embeddings-sweep", "1,3"])
@@ -49,9 +52,11 @@ def test_report_schema(run_dir: Path) -> None:
         assert [r["value"] for r in report["budgets"][b]["sweeps"]["alpha"]] == [0.5, 1.0]
         assert [r["value"] for r in report["budgets"][b]["sweeps"]["embeddings"]] == [1.0, 3.0]
     p = report["protocol"]
-    for key in ("split", "test_days", "window_days", "budgets", "embedding_kind",
-                "embedding_dim", "reference_kind", "reference_dim", "seed", "negatives",
-                "fit_last_timestamp", "first_test_day", "definitions", "models"):
+    assert p["split"] == p["split_requested"] == "day" and "as asked" in p["split_reason"]
+    for key in ("split", "split_requested", "split_reason", "min_test_users", "test_days",
+                "window_days", "budgets", "embedding_kind", "embedding_dim", "reference_kind",
+                "reference_dim", "seed", "negatives", "fit_last_timestamp", "first_test_day",
+                "definitions", "models"):
         assert key in p, key
     assert p["fit_last_timestamp"] < p["first_test_day"]
     assert len(p["test_days"]) == 5
@@ -97,3 +102,29 @@ def test_cli_reports_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str
     bad.write_text("user_id,item_id\n1,2\n")
     assert main(["evaluate", "--actions", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "evaluate: error" in capsys.readouterr().err
+
+
+def test_default_split_falls_back_to_per_user_when_test_days_hold_few_users(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = tmp_path / "actions.parquet"
+    synthetic_log(3, n_users=40, n_days=30, n_items=60).to_parquet(log)
+    small = ["--budgets", "5,10", "--bootstrap", "10", "--embedding-dim", "8", "--reference-dim",
+             "8", "--alphas", "1", "--lambdas", "0.01", "--embeddings-sweep", "3",
+             "--no-ablations", "--no-plots"]
+    with pytest.warns(PinnerSageWarning, match="per-user temporal split"):
+        assert main(["evaluate", "--actions", str(log), "--out", str(tmp_path / "auto"),
+                     "--test-days", "3", *small]) == 0
+    assert "split: user (auto: the last 3 test days hold only" in capsys.readouterr().err
+    p = json.loads((tmp_path / "auto" / "report.json").read_text())["protocol"]
+    assert p["split_requested"] == "auto" and p["split"] == "user"
+    assert p["min_test_users"] == 100 and "< min_test_users = 100" in p["split_reason"]
+    # every user with a history is evaluated on their own last active day
+    assert len(p["test_days"]) > 3
+    # a threshold the test days meet keeps the walk-forward split, without a warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PinnerSageWarning)
+        assert main(["evaluate", "--actions", str(log), "--out", str(tmp_path / "day"),
+                     "--test-days", "3", "--min-test-users", "2", *small]) == 0
+    p = json.loads((tmp_path / "day" / "report.json").read_text())["protocol"]
+    assert p["split_requested"] == "auto" and p["split"] == "day"
+    assert len(p["test_days"]) == 3 and ">= min_test_users = 2" in p["split_reason"]

@@ -15,6 +15,7 @@ from pinnersage.evaluation.protocol import (
     last_day_starts,
     per_user_cases,
     per_user_training_mask,
+    resolve_split,
     walk_forward_cases,
 )
 from pinnersage.evaluation.runner import evaluate
@@ -80,6 +81,50 @@ def test_per_user_split_uses_each_users_last_day() -> None:
         [(log.time[log.user == u] // DAY).max() for u in log.user]))).any()
 
 
+def test_auto_split_walks_forward_only_when_the_test_days_hold_enough_users() -> None:
+    log = encode_log(synthetic_log())
+    days = walk_forward_cases(log, Protocol(test_days=5))
+    n = len({c.user for _, cases in days for c in cases})
+    assert 0 < n < 100
+    split, reason, got = resolve_split(log, Protocol(test_days=5))  # auto, 100 by default
+    assert Protocol().split == "auto" and Protocol().min_test_users == 100
+    assert (split, got) == ("user", None)
+    assert f"hold only {n} users (< min_test_users = 100)" in reason
+    split, reason, got = resolve_split(log, Protocol(test_days=5, min_test_users=n))
+    assert split == "day" and f">= min_test_users = {n}" in reason
+    assert got is not None and [d for d, _ in got] == [d for d, _ in days]
+    # explicit splits are kept whatever the count
+    assert resolve_split(log, Protocol(split="day", test_days=5))[0] == "day"
+    assert resolve_split(log, Protocol(split="user", min_test_users=1))[0] == "user"
+    with pytest.raises(ConfigError, match="min_test_users"):
+        Protocol(min_test_users=0)
+
+
+def test_auto_split_is_recorded_and_warned_by_evaluate() -> None:
+    from pinnersage.errors import PinnerSageWarning
+
+    frame = synthetic_log(2)
+
+    def embedder(f: pd.DataFrame, kind: str, dim: int, seed: int):
+        ids = np.unique(frame["item_id"])
+
+        class V:
+            item_ids = ids.astype(object)
+            vectors = np.random.default_rng(0).normal(size=(ids.shape[0], 4)).astype(np.float32)
+        return V()
+
+    models = [ModelSpec(name="last_item", kind="last_item")]
+    with pytest.warns(PinnerSageWarning, match="min_test_users"):
+        res = evaluate(frame, models, Protocol(test_days=4, bootstrap=0), embedder=embedder,
+                       progress=False)
+    assert res.info["split"] == "user" and res.info["split_requested"] == "auto"
+    assert res.info["n_cases_evaluated"] == res.info["n_users_evaluated"]  # one day per user
+    res = evaluate(frame, models, Protocol(split="day", test_days=4, bootstrap=0),
+                   embedder=embedder, progress=False)
+    assert res.info["split"] == "day" and "as asked" in res.info["split_reason"]
+    assert len(res.info["test_days"]) == 4
+
+
 def test_embeddings_are_fit_only_on_data_before_the_first_test_day() -> None:
     frame = synthetic_log(1)
     seen_frames: list[pd.DataFrame] = []
@@ -94,7 +139,7 @@ def test_embeddings_are_fit_only_on_data_before_the_first_test_day() -> None:
             vectors = rng.normal(size=(ids.shape[0], 4)).astype(np.float32)
         return V()
 
-    proto = Protocol(test_days=4, bootstrap=0)
+    proto = Protocol(split="day", test_days=4, bootstrap=0)
     res = evaluate(frame, [ModelSpec(name="last_item", kind="last_item")], proto,
                    embedder=embedder, progress=False)
     first = res.info["first_test_day"]
@@ -103,7 +148,7 @@ def test_embeddings_are_fit_only_on_data_before_the_first_test_day() -> None:
     # refit every 2 test days: each fit ends before its block's first day
     seen_frames.clear()
     evaluate(frame, [ModelSpec(name="last_item", kind="last_item")],
-             Protocol(test_days=4, refit_every=2, bootstrap=0,
+             Protocol(split="day", test_days=4, refit_every=2, bootstrap=0,
                       embedding_kind="other"), embedder=embedder, progress=False)
     assert len(seen_frames) == 3  # the reference and two refits
     days = last_day_starts(encode_log(frame), 4)

@@ -42,11 +42,16 @@ STRATEGIES = [
     RetrievalParams(selection="top", clusters_per_request=3, quota="equal",
                     decay_average_share=0.25),
     RetrievalParams(selection="sample", clusters_per_request=2, query="centroid"),
+    RetrievalParams(),  # the shipped default
+    RetrievalParams(max_cluster_candidates=9),  # the cap binds at every budget but the first
+    RetrievalParams(selection="sample", clusters_per_request=4, quota="equal",
+                    decay_average_share=0.3, max_cluster_candidates=12, query="centroid"),
 ]
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES, ids=lambda r: f"{r.selection}-{r.quota}-"
-                         f"{r.clusters_per_request}-{r.decay_average_share}-{r.query}")
+                         f"{r.clusters_per_request}-{r.decay_average_share}-"
+                         f"{r.max_cluster_candidates}-{r.query}")
 def test_fast_retrieval_equals_recommender(strategy: RetrievalParams) -> None:
     catalog, rng = _world()
     prof_params = ProfileParams(distance_threshold=0.8, keep_singletons=True,

@@ -114,9 +114,10 @@ class ProfileParams:
 class RetrievalParams:
     """How a profile becomes candidates (paper section 3.5)."""
 
-    # Defaults: the hybrid measured best offline (docs/results.md, issue 5): half the budget to
-    # the decay-weighted average query, the other half split between the user's clusters (up to
-    # 100, most important first) in proportion to importance. It keeps the single vector's recall
+    # Defaults: the hybrid measured best offline (docs/results.md, issue 5): half the budget, at
+    # most 64 candidates, split between the user's clusters (up to 100, most important first) in
+    # proportion to importance; the rest to the decay-weighted average query, which takes its
+    # best items the clusters did not take. It keeps the single vector's recall at every budget
     # and adds the multi-interest relevance; the paper's configuration is ``paper()``.
     #: Which clusters query the index: sampled in proportion to importance, or the top ones.
     selection: Literal["sample", "top"] = "top"
@@ -129,6 +130,9 @@ class RetrievalParams:
     query: Literal["medoid", "centroid"] = "medoid"
     #: Share of the budget given to the decay-weighted average query (0 disables it).
     decay_average_share: float = 0.5
+    #: With a decay-average share: the most candidates the clusters take in all; the rest of the
+    #: budget goes to the decay-average query (None: no cap, the share alone splits the budget).
+    max_cluster_candidates: int | None = 64
     #: Default number of candidates returned by ``recommend``.
     candidates: int = 100
     #: Drop items the user already engaged with.
@@ -141,6 +145,9 @@ class RetrievalParams:
         _choice(s, "quota", self.quota, ("equal", "importance"))
         _choice(s, "query", self.query, ("medoid", "centroid"))
         _number(s, "decay_average_share", self.decay_average_share, low=0, high=1, high_open=True)
+        if self.max_cluster_candidates is not None:
+            _number(s, "max_cluster_candidates", self.max_cluster_candidates, low=1,
+                    integer=True)
         _number(s, "candidates", self.candidates, low=1, integer=True)
         _flag(s, "exclude_seen", self.exclude_seen)
 
@@ -148,7 +155,8 @@ class RetrievalParams:
     def paper(cls, **overrides: Any) -> RetrievalParams:
         """The paper's configuration: 3 medoids sampled by importance, equal quotas."""
         base: dict[str, Any] = {"selection": "sample", "clusters_per_request": 3,
-                                "quota": "equal", "query": "medoid", "decay_average_share": 0.0}
+                                "quota": "equal", "query": "medoid", "decay_average_share": 0.0,
+                                "max_cluster_candidates": None}
         return cls(**{**base, **overrides})
 
 

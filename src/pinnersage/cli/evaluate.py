@@ -1,8 +1,10 @@
 """``pinnersage evaluate``: the paper's offline evaluation (section 5) on an action log.
 
-Walks forward by day over the last test days, measures every named model (baselines, the shipped
-``pinnersage``, ``pinnersage_paper``, ablations and sweeps) at each candidate budget, and writes
-``report.json``, ``report.md``, ``per_user.parquet`` and PNG plots into ``--out``.
+Walks forward by day over the last test days (by default, ``--split auto``, each user's last active
+day instead when those test days hold fewer than 100 users), measures every named model
+(baselines, the shipped ``pinnersage``, ``pinnersage_paper``, ablations and sweeps) at each
+candidate budget, and writes ``report.json``, ``report.md``, ``per_user.parquet`` and PNG plots
+into ``--out``.
 """
 
 from __future__ import annotations
@@ -44,9 +46,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     log.add_argument("--action-col", help="action type column (default action)")
     log.add_argument("--action-types", help="comma-separated action types to keep (default all)")
     pr = parser.add_argument_group("protocol")
-    pr.add_argument("--split", choices=("day", "user"), default="day",
-                    help="walk forward over the last test days (day, default) or each user's "
-                         "last active day (user)")
+    pr.add_argument("--split", choices=("auto", "day", "user"), default="auto",
+                    help="walk forward over the last test days (day), each user's last active "
+                         "day (user), or auto (default): day unless the test days hold fewer "
+                         "than --min-test-users users, then user, with a warning")
+    pr.add_argument("--min-test-users", type=int, default=100, metavar="N",
+                    help="fewest users the test days must hold for --split auto to walk "
+                         "forward by day (default 100)")
     pr.add_argument("--test-days", type=int, default=14, help="number of test days (default 14)")
     pr.add_argument("--window-days", type=int, default=None,
                     help="history window before a test day (default: profile."
@@ -108,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
                                         "action_col": args.action_col,
                                         "action_types": action_types}})
     window = args.window_days or config.profile.history_window_days
-    protocol = Protocol(split=args.split, test_days=args.test_days, window_days=window,
+    protocol = Protocol(split=args.split, min_test_users=args.min_test_users,
+                        test_days=args.test_days, window_days=window,
                         refit_every=args.refit_every, budgets=tuple(args.budgets),
                         relevance_cosine=args.relevance_cosine, negatives=args.negatives,
                         embedding_kind="file" if args.embeddings else args.embedding_kind,
@@ -129,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         else DEFAULT_EMBEDDINGS_SWEEP, ablations=not args.no_ablations)
     result = evaluate(log.frame, models, protocol, embeddings=embeddings, reference=reference,
                       progress=True)
+    print(f"split: {result.info['split']} ({result.info['split_reason']})", file=sys.stderr)
     command = "pinnersage " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["evaluate"] else None
     paths = write_report(result, args.out, command=command,
                          title=args.title or f"Offline evaluation of {args.actions}")

@@ -10,6 +10,10 @@ A per-user temporal split is the alternative for logs whose last days are sparse
 each user's last active day is their test day, the history is the window before it, and
 embeddings are fit on every action that precedes its user's test day.
 
+The default split, ``auto``, walks forward by day unless the test days hold fewer than
+``min_test_users`` users (default 100; MovieLens latest-small's last 14 days hold 8): then it
+warns and uses the per-user split (:func:`resolve_split`). The choice and its reason are recorded.
+
 Everything here is pure bookkeeping over integer codes: users and items are coded once
 (:class:`EncodedLog`) and every case (:class:`EvalCase`) holds arrays of item codes.
 """
@@ -33,12 +37,16 @@ __all__ = [
     "encode_log",
     "last_day_starts",
     "per_user_cases",
+    "resolve_split",
     "walk_forward_cases",
 ]
 
 SECONDS_PER_DAY = 86_400
 
-Split = Literal["day", "user"]
+Split = Literal["auto", "day", "user"]
+
+#: Fewest users the walk-forward test days must hold for ``split="auto"`` to keep them.
+MIN_TEST_USERS = 100
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,9 +55,13 @@ class Protocol:
 
     Attributes
     ----------
-    split : {"day", "user"}
+    split : {"auto", "day", "user"}
         ``day``: walk forward over the last ``test_days`` days with actions (the paper's).
         ``user``: each user's last active day is their test day (per-user temporal split).
+        ``auto`` (default): ``day``, unless its test days hold fewer than ``min_test_users``
+        users; then ``user``, with a warning (see :func:`resolve_split`).
+    min_test_users : int
+        The ``auto`` split's threshold (default 100): below it, a mean over users is noise.
     test_days : int
         Number of test days (``split="day"``).
     window_days : int
@@ -75,7 +87,8 @@ class Protocol:
         Evaluate a seeded random subset of users (None: all).
     """
 
-    split: Split = "day"
+    split: Split = "auto"
+    min_test_users: int = MIN_TEST_USERS
     test_days: int = 14
     window_days: int = 90
     refit_every: int | None = None
@@ -92,9 +105,10 @@ class Protocol:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.split not in ("day", "user"):
-            raise ConfigError(f"split must be 'day' or 'user', got {self.split!r}")
-        for name in ("test_days", "window_days", "negatives", "embedding_dim", "reference_dim"):
+        if self.split not in ("auto", "day", "user"):
+            raise ConfigError(f"split must be 'auto', 'day' or 'user', got {self.split!r}")
+        for name in ("test_days", "window_days", "negatives", "embedding_dim", "reference_dim",
+                     "min_test_users"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
@@ -269,3 +283,38 @@ def per_user_training_mask(log: EncodedLog) -> npt.NDArray[np.bool_]:
     last_day = np.full(log.user_ids.shape[0], -1, np.int64)
     np.maximum.at(last_day, log.user, day)
     return np.asarray(day < last_day[log.user])
+
+
+def resolve_split(log: EncodedLog, protocol: Protocol,
+                  users: npt.NDArray[np.int64] | None = None
+                  ) -> tuple[Literal["day", "user"], str, list[tuple[int, list[EvalCase]]] | None]:
+    """The split to run, why, and (for ``day``) its walk-forward cases.
+
+    ``day`` and ``user`` are taken as asked. ``auto`` builds the walk-forward cases and keeps
+    them when they hold at least ``protocol.min_test_users`` distinct users (users with a
+    history in the window and an action on a test day, among ``users`` when given); otherwise it
+    falls back to the per-user temporal split, whose cases are every user's last active day.
+
+    Returns
+    -------
+    split : {"day", "user"}
+    reason : str
+        One sentence for the report (``protocol.split_reason``).
+    day_cases : list or None
+        :func:`walk_forward_cases` when the split is ``day`` (built once), else None.
+    """
+    if protocol.split == "user":
+        return "user", "per-user temporal split, as asked (--split user)", None
+    days = walk_forward_cases(log, protocol, users)
+    if protocol.split == "day":
+        return "day", "walk forward by day, as asked (--split day)", days
+    n_users = len({c.user for _, cases in days for c in cases})
+    n_days = len(days)
+    if n_users >= protocol.min_test_users:
+        return "day", (f"auto: the last {n_days} test days hold {n_users} users "
+                       f"(>= min_test_users = {protocol.min_test_users}), so walk forward by "
+                       "day"), days
+    return "user", (f"auto: the last {n_days} test days hold only {n_users} users "
+                    f"(< min_test_users = {protocol.min_test_users}), too few for a mean over "
+                    "users; per-user temporal split used instead (each user's last active day; "
+                    "--split day forces the walk-forward split)"), None

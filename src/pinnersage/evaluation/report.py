@@ -252,6 +252,8 @@ def render_markdown(report: Mapping[str, Any], title: str = "Offline evaluation"
         f"d={p['reference_dim']}), {p['negatives']} negatives per positive, seed {p['seed']}. "
         f"{p.get('n_users_evaluated')} users, {p.get('n_cases_evaluated')} user-days. Lifts are "
         "over `last_item`, with 95% bootstrap intervals over users in brackets.")
+    if p.get("split_reason"):
+        lines += ["", f"Split: {p['split_reason']}."]
     lines.append("")
     for b, block in report["budgets"].items():
         ms = block["models"]

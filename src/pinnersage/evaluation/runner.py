@@ -13,17 +13,18 @@ both exact and fast), then every case's candidates are assembled by the retrieva
 slow twin is the product's own :class:`~pinnersage.retrieval.Recommender` over an
 :class:`~pinnersage.retrieval.ExactIndex`, one profile at a time; a test checks they agree.
 
-Candidate assembly (the strategy of :class:`~pinnersage.params.RetrievalParams`): the
-decay-average query, when it has a share, takes ``round(share * budget)`` candidates first; the
-selected clusters share the rest, equally (``floor(rest / e)`` each, the paper's rule) or in
-proportion to importance (largest remainder); each query takes its best items that are neither
-already engaged with by the user nor taken by an earlier query. A profile without clusters falls
-back to the decay-average query when the strategy has one, else to the most popular items.
+Candidate assembly (the strategy of :class:`~pinnersage.params.RetrievalParams`, the rules of
+:mod:`pinnersage.retrieval.recommender`): the selected clusters share ``k_c`` candidates
+(:func:`~pinnersage.retrieval.recommender.budget_split`: ``budget - floor(share * budget)``, at
+most ``max_cluster_candidates``, or the whole budget without a decay-average share), equally
+(``floor(k_c / e)`` each, the paper's rule) or in proportion to importance (largest remainder);
+then each cluster in turn, and the decay-average query last with the rest of the budget, takes its
+best items that are neither already engaged with by the user nor taken by an earlier query. A
+profile without clusters falls back to the most popular items.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from pinnersage.core.medoid import _summarise
 from pinnersage.core.profile import cluster_labels
 from pinnersage.core.sampling import sample_indices
 from pinnersage.core.ward import _cut, _distance_matrix, _nn_chain
-from pinnersage.errors import ConfigError, DataFormatError
+from pinnersage.errors import ConfigError, DataFormatError, PinnerSageWarning
 from pinnersage.evaluation import metrics as M
 from pinnersage.evaluation.models import ModelSpec
 from pinnersage.evaluation.protocol import (
@@ -49,10 +50,10 @@ from pinnersage.evaluation.protocol import (
     encode_log,
     per_user_cases,
     per_user_training_mask,
-    walk_forward_cases,
+    resolve_split,
 )
 from pinnersage.params import ProfileParams
-from pinnersage.retrieval.recommender import source_depths
+from pinnersage.retrieval.recommender import budget_split
 
 __all__ = ["CaseProfile", "Embedder", "EvalResult", "VectorSet", "case_profiles",
            "default_embedder", "evaluate", "first_depth", "quotas", "select_clusters"]
@@ -307,46 +308,26 @@ class _Ranked:
         return rows[:depth], scores[:depth]
 
 
-def _assemble(ranked: _Ranked, src_q: list[int], quota: list[int], depth: list[int], k: int,
+def _assemble(ranked: _Ranked, src_q: list[int], quota: list[int],
               seen: npt.NDArray[np.bool_]) -> IntArray:
-    """One case's candidates (catalog rows), merged as ``Recommender._retrieve`` merges them.
-
-    Each source's list is fetched ``depth`` deep; items already engaged with are dropped; an item
-    on several lists stays with its best score (ties: earlier source); each source keeps its
-    best ``quota``; a short source is fetched twice as deep until met or the catalog is read;
-    what is still missing is filled with the best remaining items of the others.
+    """One case's candidates (catalog rows), merged as ``Recommender._merge_in_turn`` merges
+    them: each source in turn takes its best ``quota`` items that are neither already engaged
+    with by the user nor taken by an earlier source (its list read deeper while it is short).
     """
     n = ranked.s.shape[1]
-    m = len(src_q)
-    quotas_a = np.asarray(quota, np.int64)
-    depth = [min(d, n) for d in depth]
-    while True:
-        heads = [ranked.head(q, d) for q, d in zip(src_q, depth, strict=True)]
-        rows = np.concatenate([h[0] for h in heads])
-        scores = np.concatenate([h[1] for h in heads])
-        lengths = [h[0].shape[0] for h in heads]
-        src = np.repeat(np.arange(m), lengths)
-        keep = np.flatnonzero(~seen[rows])
-        if m > 1 and keep.shape[0]:
-            order = keep[np.lexsort((src[keep], -scores[keep]))]
-            _, first = np.unique(rows[order], return_index=True)
-            keep = np.sort(order[first])
-        src_kept = src[keep]
-        starts = np.searchsorted(src_kept, np.arange(m))
-        rank = np.arange(keep.shape[0]) - starts[src_kept]
-        take = rank < quotas_a[src_kept]
-        short = quotas_a - np.bincount(src_kept[take], minlength=m)
-        deepen = [i for i in range(m) if short[i] > 0 and depth[i] < n]
-        if not deepen:
-            break
-        for i in deepen:
-            depth[i] = min(n, 2 * depth[i])
-    chosen = keep[take]
-    if chosen.shape[0] < k:
-        rest = keep[~take]
-        rest = rest[np.lexsort((rest, -scores[rest]))][: k - chosen.shape[0]]
-        chosen = np.concatenate([chosen, rest])
-    return np.asarray(rows[chosen], np.int64)
+    taken = seen.copy()
+    out = []
+    for q, need in zip(src_q, quota, strict=True):
+        depth = min(ranked.depth, n)
+        while True:
+            rows = ranked.head(q, depth)[0]
+            got = rows[~taken[rows]][:need]
+            if got.shape[0] == need or depth >= n:
+                break
+            depth = min(n, 2 * depth)
+        taken[got] = True
+        out.append(got)
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
 def _retrieve(model: ModelSpec, plan: _Plan, data: list[_CaseData], space: _Space,
@@ -390,20 +371,16 @@ def _retrieve(model: ModelSpec, plan: _Plan, data: list[_CaseData], space: _Spac
                 out[b][j, : pop.shape[0]] = pop
                 continue
             if model.kind != "pinnersage":
-                src_q, qu, dep = rows.tolist(), [b], [first_depth(b)]
+                src_q, qu = rows.tolist(), [b]
             else:
-                k_avg = math.floor(b * r.decay_average_share) if da_rows else 0
-                k_c = b - k_avg
+                k_c, k_avg = budget_split(b, r) if da_rows else (b, 0)
                 qc = quotas(k_c, weight[cl_rows], r.quota).tolist()
-                dc = source_depths(qc, r.quota, k_c)
                 src_q = [x for x, y in zip(cl_rows, qc, strict=True) if y]
-                dep = [d for d, y in zip(dc, qc, strict=True) if y]
                 qu = [y for y in qc if y]
                 if k_avg:
                     src_q.append(da_rows[0])
                     qu.append(k_avg)
-                    dep.append(first_depth(k_avg))
-            got = _assemble(ranked, src_q, qu, dep, b, seen)
+            got = _assemble(ranked, src_q, qu, seen)
             out[b][j, : got.shape[0]] = got
         seen[data[j].seen_rows] = False
     flat = np.concatenate(rank_scores) if rank_scores else np.zeros(0)
@@ -525,8 +502,10 @@ def evaluate(actions: pd.DataFrame | EncodedLog, models: Sequence[ModelSpec],
         users = np.sort(rng_root.choice(log.user_ids.shape[0], proto.max_users, replace=False))
 
     # --- cases and the data each embedding may be fit on
-    if proto.split == "day":
-        days = walk_forward_cases(log, proto, users)
+    split, split_reason, days = resolve_split(log, proto, users)
+    if proto.split == "auto" and split != "day":
+        warnings.warn(split_reason, PinnerSageWarning, stacklevel=2)
+    if days is not None:
         first_day = days[0][0]
         fit_mask = log.time < first_day
         epochs: list[tuple[np.ndarray, list[EvalCase]]] = []
@@ -769,6 +748,7 @@ def evaluate(actions: pd.DataFrame | EncodedLog, models: Sequence[ModelSpec],
         na = na.groupby("user").mean().reset_index()
         na["user"] = log.user_ids[na["user"].to_numpy()]
     info = {
+        "split": split, "split_requested": proto.split, "split_reason": split_reason,
         "n_actions": len(log), "n_users": int(log.user_ids.shape[0]),
         "n_items": int(log.item_ids.shape[0]), "n_cases": int(n_cases_total),
         "n_cases_evaluated": int(per_case.loc[per_case["model"] == "last_item"].shape[0]
