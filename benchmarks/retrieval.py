@@ -10,9 +10,7 @@ Gaussian mixture on the sphere (``--groups`` random unit centres, isotropic nois
 * ``recommend`` latency p50 / p99 with the paper's preset (3 medoids sampled by importance, equal
   quotas, k = 399, i.e. 133 per medoid), the user's medoids excluded as seen; profiles of 1 to 10
   clusters with random medoids and importances. **Cold**: the cache is emptied before every
-  request (its cache misses searched in parallel, ``IndexParams.search_threads`` = all cores,
-  the default; and again with ``search_threads = 1``, one after another on the calling thread);
-  **warm**: the same request (same seed, so the same medoids) again;
+  request; **warm**: the same request (same seed, so the same medoids) again;
 * the reference: the same three medoid queries as three raw ``hnswlib.knn_query`` calls, one
   vector each, at k = 133 (the paper's) and at the depth ``recommend`` fetches (133 + 25%).
 
@@ -28,8 +26,6 @@ Run: python benchmarks/retrieval.py [--items 1000000] [--skip-faiss]
 from __future__ import annotations
 
 import argparse
-import copy
-import dataclasses
 import json
 import platform
 import time
@@ -157,10 +153,6 @@ def main() -> None:
                                                                        strict=True))))
     cache = LruCache(params.cache_size)
     rec = Recommender(index, catalog, params=RetrievalParams.paper(), cache=cache)
-    # the same index searched on the calling thread only (index.search_threads = 1)
-    serial_index = copy.copy(index)
-    serial_index.params = dataclasses.replace(params, search_threads=1)
-    rec_serial = Recommender(serial_index, catalog, params=RetrievalParams.paper(), cache=cache)
     depth = _first_depth(K_MEDOID)
     seen = [set(p.medoid_item_ids) for p in profiles]
 
@@ -173,7 +165,7 @@ def main() -> None:
     drawn = [catalog.vectors[catalog.rows(list(dict.fromkeys(c.source_item_id for c in out)))]
              for out in expected]
     n_users = len(profiles)
-    cold, cold_serial, warm = [np.inf] * n_users, [np.inf] * n_users, [np.inf] * n_users
+    cold, warm = [np.inf] * n_users, [np.inf] * n_users
     raw133, raw_depth = [np.inf] * n_users, [np.inf] * n_users
 
     def raw_pass(k: int, into: list[float]) -> None:
@@ -195,14 +187,6 @@ def main() -> None:
             cold[u] = min(cold[u], time.perf_counter() - t)
             if out != expected[u]:
                 raise SystemExit("cold and warm requests disagree")
-        for u, (p, s) in enumerate(zip(profiles, seen, strict=True)):
-            cache.clear()
-            rng_u = np.random.default_rng(u)
-            t = time.perf_counter()
-            out = rec_serial.recommend(p, K_TOTAL, rng=rng_u, exclude_item_ids=s)
-            cold_serial[u] = min(cold_serial[u], time.perf_counter() - t)
-            if out != expected[u]:
-                raise SystemExit("serial and parallel requests disagree")
         raw_pass(depth, raw_depth)
         fill()
         for u, (p, s) in enumerate(zip(profiles, seen, strict=True)):
@@ -219,8 +203,6 @@ def main() -> None:
 
     rows = {
         "recommend cold": (pct(sel(cold), 50), pct(sel(cold), 99)),
-        "recommend cold, search_threads=1": (pct(sel(cold_serial), 50),
-                                             pct(sel(cold_serial), 99)),
         "recommend warm": (pct(sel(warm), 50), pct(sel(warm), 99)),
         f"3 raw hnswlib queries, k={K_MEDOID}": (pct(sel(raw133), 50), pct(sel(raw133), 99)),
         f"3 raw hnswlib queries, k={depth}": (pct(sel(raw_depth), 50), pct(sel(raw_depth), 99)),
@@ -229,8 +211,6 @@ def main() -> None:
         "warm / raw(k=133)": pct(sel(warm), 50) / pct(sel(raw133), 50),
         "cold / raw(k=133)": pct(sel(cold), 50) / pct(sel(raw133), 50),
         f"cold / raw(k={depth})": pct(sel(cold), 50) / pct(sel(raw_depth), 50),
-        f"cold, search_threads=1 / raw(k={depth})": (pct(sel(cold_serial), 50)
-                                                     / pct(sel(raw_depth), 50)),
         f"warm / raw(k={depth})": pct(sel(warm), 50) / pct(sel(raw_depth), 50),
     }
     result = {

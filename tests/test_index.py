@@ -170,21 +170,6 @@ def test_hnsw_recall_at_default_params(clustered_vectors: Callable[..., np.ndarr
     assert recall_at_k(hnsw, exact) >= 0.95
 
 
-@pytest.mark.parametrize("count", [2, 3, 40])
-def test_parallel_search_equals_serial(clustered_vectors: Callable[..., np.ndarray],
-                                       count: int) -> None:
-    """A request's cache misses are searched on several threads: same answers as one thread."""
-    x = clustered_vectors(3000, 16, 30, 0.5, np.random.default_rng(6))
-    cat = ItemCatalog.from_arrays(np.arange(3000), x)
-    serial = HnswIndex.build(cat, IndexParams(build_threads=1, search_threads=1))
-    parallel = HnswIndex.build(cat, IndexParams(build_threads=1, search_threads=2))
-    queries = np.ascontiguousarray(x[:count])
-    rows_1, scores_1 = serial.search_rows(queries, 50)
-    rows_2, scores_2 = parallel.search_rows(queries, 50)
-    assert np.array_equal(rows_1, rows_2)
-    assert np.array_equal(scores_1, scores_2)
-
-
 def test_hnsw_answers_k_above_ef_search(clustered_vectors: Callable[..., np.ndarray]) -> None:
     x = clustered_vectors(3000, 16, 30, 0.5, np.random.default_rng(5))
     cat = ItemCatalog.from_arrays(np.arange(3000), x)

@@ -39,7 +39,6 @@ from pinnersage.params import IndexParams, LogParams
         ),
         (lambda: RetrievalParams(quota="fair"), "retrieval.quota must be one of"),
         (lambda: IndexParams(dedupe_cosine=1.5), "index.dedupe_cosine must be <= 1"),
-        (lambda: IndexParams(search_threads=0), "index.search_threads must be >= 1"),
         (lambda: LogParams(user_col=""), "log.user_col must be a non-empty column name"),
         (lambda: LogParams(action_types="click"), "log.action_types must be a list"),
     ],

@@ -181,10 +181,6 @@ class IndexParams:
     #: Threads of the HNSW build (None: all cores). 1 makes the graph reproducible for a seed;
     #: more threads build faster but insert items in a racy order.
     build_threads: int | None = None
-    #: Threads one search may use (None: all cores). A request's cache misses (two or more
-    #: medoid queries) are searched in parallel, as a fan-out to an ANN service would be; 1
-    #: searches them one after another on the calling thread.
-    search_threads: int | None = None
 
     def __post_init__(self) -> None:
         s = "index"
@@ -198,8 +194,6 @@ class IndexParams:
         _number(s, "seed", self.seed, low=0, integer=True)
         if self.build_threads is not None:
             _number(s, "build_threads", self.build_threads, low=1, integer=True)
-        if self.search_threads is not None:
-            _number(s, "search_threads", self.search_threads, low=1, integer=True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,7 +13,6 @@ the shared index, so concurrent queries with different ``k`` are safe).
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Collection
 from pathlib import Path
@@ -32,8 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HnswIndex"]
 
-#: A search of fewer queries than this uses at most this many threads (one each): starting a
-#: thread costs about what a query does, so few queries are not split further.
+#: Queries below this count are answered on the calling thread (no thread start-up cost).
 _SERIAL_QUERIES = 16
 #: Items added per hnswlib call during a build (progress granularity).
 _CHUNK = 20_000
@@ -89,10 +87,7 @@ class HnswIndex(BaseIndex):
 
     def _search(self, queries: npt.NDArray[np.float32], k: int
                 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        count = queries.shape[0]
-        threads = self.params.search_threads or os.cpu_count() or 1
-        if count < _SERIAL_QUERIES:
-            threads = min(threads, count)
+        threads = 1 if queries.shape[0] < _SERIAL_QUERIES else -1
         labels, distances = self._graph.knn_query(queries, k=k, num_threads=threads)
         scores = (1.0 - distances).astype(np.float32, copy=False)
         return labels.astype(np.int64, copy=False), scores
