@@ -32,6 +32,7 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
+from pinnersage.core.baselines import weighted_direction
 from pinnersage.core.importance import SECONDS_PER_DAY, action_weights
 from pinnersage.core.medoid import _summarise
 from pinnersage.core.profile import InterestProfile, build_profile, cluster_labels
@@ -297,9 +298,7 @@ def profile_partition(user_ids: npt.ArrayLike, item_rows: npt.ArrayLike,
 
 
 def _decay_average(w: np.ndarray, x: np.ndarray) -> np.ndarray:
-    avg = w @ x  # the same arithmetic as build_profile
-    norm = float(np.linalg.norm(avg))
-    return (avg / norm if norm > 0 else avg).astype(np.float32)
+    return weighted_direction(w, x).astype(np.float32)  # the arithmetic of build_profile
 
 
 def _assemble(out: _Columns, uniques: np.ndarray, ctx: ProfileContext) -> pa.Table:

@@ -10,13 +10,15 @@ The paper's ablations (k-means with k = 5, complete linkage, centroid in place o
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 
 from pinnersage.core._validate import as_times, as_vectors
 from pinnersage.core.importance import action_weights
 
-__all__ = ["decay_average", "last_item"]
+__all__ = ["decay_average", "last_item", "weighted_direction"]
 
 
 def last_item(
@@ -43,6 +45,17 @@ def decay_average(
     t = as_times(timestamps_s, x.shape[0])
     if x.shape[0] == 0:
         return None
-    avg = action_weights(t, now_s, decay_per_day) @ x
-    norm = float(np.linalg.norm(avg))
+    return weighted_direction(action_weights(t, now_s, decay_per_day), x)
+
+
+def weighted_direction(
+    weights: npt.NDArray[np.float64], x: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """``weights @ x``, L2-normalised (a zero sum is returned as is).
+
+    The one place the decay average's arithmetic is written: the profile, the batch job, the
+    baseline and the evaluation all call it, so they agree to the bit.
+    """
+    avg = weights @ x
+    norm = math.sqrt(float(avg @ avg))
     return avg / norm if norm > 0 else avg

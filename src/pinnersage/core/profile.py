@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pinnersage.core._validate import as_times, as_vectors
+from pinnersage.core.baselines import weighted_direction
 from pinnersage.core.importance import SECONDS_PER_DAY, action_weights
 from pinnersage.core.medoid import _summarise
 from pinnersage.core.ward import (
@@ -223,9 +224,7 @@ def build_profile(
         centroids = centroids[rank]
     decay_average = None
     if p.store_decay_average:
-        avg = w @ x
-        norm = float(np.linalg.norm(avg))
-        decay_average = (avg / norm if norm > 0 else avg).astype(np.float32)
+        decay_average = weighted_direction(w, x).astype(np.float32)
     if c == 0:
         return InterestProfile(user_id, now, (), n, decay_average)
     medoids = ids.take(rows).tolist()
@@ -246,12 +245,12 @@ def _inspect(
 ) -> tuple[bool, bool, bool]:  # pragma: no cover - compiled
     """One pass over the inputs: are the vectors finite with entries within ``max_abs``, the
     times finite, and the times in order?"""
-    x_ok = True
+    bad = 0
     for i in range(x.shape[0]):
-        for k in range(x.shape[1]):
-            v = abs(x[i, k])
-            if not v < np.inf or v > max_abs:  # NaN fails the first test
-                x_ok = False
+        for k in range(x.shape[1]):  # branch-free, so it vectorises
+            a = abs(x[i, k])
+            bad += (a != a) + (a == np.inf) + (a > max_abs)  # NaN, inf, too large
+    x_ok = bad == 0
     t_ok = True
     in_order = True
     for i in range(t.shape[0]):

@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from pinnersage.core.baselines import weighted_direction
 from pinnersage.core.importance import action_weights
 from pinnersage.core.medoid import _summarise
 from pinnersage.core.profile import cluster_labels
@@ -235,9 +236,7 @@ class _Plan:
 
 
 def _decay_avg(x: FloatArray, t: IntArray, now_s: float, lam: float) -> FloatArray:
-    avg = action_weights(t, now_s, lam) @ x
-    norm = float(np.linalg.norm(avg))
-    return avg / norm if norm > 0 else avg
+    return weighted_direction(action_weights(t, now_s, lam), x)
 
 
 def _plan(model: ModelSpec, cases: list[EvalCase], data: list[_CaseData],
