@@ -1,10 +1,12 @@
 """Ward benchmark: one user's whole profile (ours) against SciPy's and fastcluster's Ward.
 
-For each (n, d): the median time over repeats of
+For each (n, d): the median time over interleaved repeats (each round times ours, SciPy and the
+floor once, so that the ratios compare like with like on a shared machine whose speed drifts) of
 * ours: ``build_profile`` (Ward NN-chain + cut + medoids + importance), the whole profile;
 * SciPy: ``linkage(X, "ward")`` + ``fcluster`` (clustering alone: no medoids, no importance);
 * fastcluster: ``fastcluster.linkage_vector(X, "ward")`` + ``fcluster``, when installed;
-* the floor: one ``X @ X.T`` in float64 (the distance matrix itself).
+* the floor: one ``X @ X.T`` in float64 (the distance matrix itself), into a preallocated
+  matrix (pure arithmetic: ``build_profile`` too reuses its n x n buffer between calls).
 
 One BLAS thread (threadpoolctl), numba code compiled and warmed before timing. Vectors are unit
 vectors drawn around a few topics, like a user's actions. Writes benchmarks/results/ward.{json,md}.
@@ -46,17 +48,25 @@ def fastcluster_ward(fastcluster: Any, x: np.ndarray, cut: float) -> np.ndarray:
     return fcluster(fastcluster.linkage_vector(x, "ward"), t=cut, criterion="distance")
 
 
-def median_time(fn, budget_s: float, min_repeats: int = 5, max_repeats: int = 2000) -> float:
-    fn()  # warm
-    times: list[float] = []
+def median_times(fns: list[Any], budget_s: float, min_repeats: int = 5,
+                 max_repeats: int = 2000) -> list[float]:
+    """Median time of each function, timed in interleaved rounds (each round calls every function
+    once, in turn), so that all of them meet the same machine: a shared, noisy 2-core machine
+    drifts, and timing one function after the other would put the drift into the ratios."""
+    for fn in fns:
+        fn()  # warm
+    times: list[list[float]] = [[] for _ in fns]
     start = time.perf_counter()
-    while len(times) < max_repeats and (
-        len(times) < min_repeats or time.perf_counter() - start < budget_s
+    rounds = 0
+    while rounds < max_repeats and (
+        rounds < min_repeats or time.perf_counter() - start < budget_s * len(fns)
     ):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for fn, into in zip(fns, times, strict=True):
+            t0 = time.perf_counter()
+            fn()
+            into.append(time.perf_counter() - t0)
+        rounds += 1
+    return [statistics.median(t) for t in times]
 
 
 def main() -> None:
@@ -82,15 +92,16 @@ def main() -> None:
                 t = np.sort(rng.uniform(0, 90 * 86400, n))
                 now = 90 * 86400.0
                 x64 = x.astype(np.float64)
-                ours = median_time(
-                    partial(build_profile, x, ids, t, now_s=now, params=params), budget
-                )
                 cut = np.sqrt(alpha)
-                scipy_t = median_time(partial(scipy_ward, x64, cut), budget)
-                fc = None
-                if fastcluster is not None:
-                    fc = median_time(partial(fastcluster_ward, fastcluster, x64, cut), budget)
-                floor = median_time(partial(np.dot, x64, x64.T), budget)
+                fns = [
+                    partial(build_profile, x, ids, t, now_s=now, params=params),
+                    partial(scipy_ward, x64, cut),
+                    partial(np.matmul, x64, x64.T, out=np.empty((n, n))),
+                ]
+                ours, scipy_t, floor = median_times(fns, budget)
+                fc = None  # a reference only, timed on its own (its memory churn would slow the
+                if fastcluster is not None:  # others in the interleaved rounds)
+                    fc = median_times([partial(fastcluster_ward, fastcluster, x64, cut)], budget)[0]
                 rows.append(
                     {
                         "n": n,

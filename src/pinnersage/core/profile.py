@@ -26,6 +26,7 @@ from pinnersage.core.ward import (
     _cut,
     _distance_matrix,
     _fill_squared_distances,
+    _gram,
     _nn_chain,
 )
 from pinnersage.errors import DimensionMismatchError, PinnerSageWarning
@@ -213,7 +214,7 @@ def build_profile(
         x = np.ascontiguousarray(x)
         w = action_weights(t, now, p.decay_per_day)
         c, rows, sizes, imps, lasts, centroids = _ward_profile(
-            x, x @ x.T, t, w, float(p.distance_threshold), bool(p.keep_singletons)
+            x, _gram(x), t, w, float(p.distance_threshold), bool(p.keep_singletons)
         )
     else:
         labels, c = cluster_labels(x, p, rng)
