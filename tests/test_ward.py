@@ -127,6 +127,32 @@ def test_duplicates_merge_at_zero_first() -> None:
     assert [c.tolist() for c in ward_clusters(x, 0.0)] == [[0, 2, 3]]
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_repeated_rows_collapse_to_the_same_partition(seed: int) -> None:
+    """Identical rows are clustered once with their multiplicity (the fast path of the profile
+    and the batch job): same partition as SciPy on every row, at thresholds between heights."""
+    rng = np.random.default_rng(1000 + seed)
+    items = rng.normal(size=(int(rng.integers(2, 40)), int(rng.integers(2, 16))))
+    x = items[rng.integers(0, items.shape[0], int(rng.integers(2, 200)))]  # many repeats
+    z = linkage(x, "ward")
+    alpha = alpha_away_from_heights(z[:, 2] ** 2, rng)
+    expected = fcluster(z, t=np.sqrt(alpha), criterion="distance")
+    for keep in (True, False):
+        labels, _ = ward_labels(x, alpha, keep_singletons=keep)
+        ref = expected.copy()
+        if not keep:
+            ref[np.bincount(ref)[ref] == 1] = -1
+        assert np.array_equal(co_membership(labels), co_membership(ref))
+
+
+def test_a_repeated_item_is_never_a_dropped_singleton() -> None:
+    far = np.array([[0.0, 0.0], [0.1, 0.0], [50.0, 50.0], [50.0, 50.0]])
+    labels, c = ward_labels(far, 1.0, keep_singletons=False)
+    assert c == 2 and labels.tolist() == [0, 0, 1, 1]
+    labels, c = ward_labels(far[:3], 1.0, keep_singletons=False)
+    assert c == 1 and labels.tolist() == [0, 0, -1]
+
+
 def test_no_cap_on_number_or_size_of_clusters() -> None:
     rng = np.random.default_rng(3)
     centers = rng.normal(size=(150, 16)) * 100

@@ -21,14 +21,7 @@ from pinnersage.core._validate import as_times, as_vectors
 from pinnersage.core.baselines import weighted_direction
 from pinnersage.core.importance import SECONDS_PER_DAY, action_weights
 from pinnersage.core.medoid import _summarise
-from pinnersage.core.ward import (
-    _MAX_ABS,
-    _cut,
-    _distance_matrix,
-    _fill_squared_distances,
-    _gram,
-    _nn_chain,
-)
+from pinnersage.core.ward import _MAX_ABS, _cut_rows, _gram, _ward_tree
 from pinnersage.errors import DimensionMismatchError, PinnerSageWarning
 from pinnersage.params import ProfileParams
 
@@ -124,9 +117,10 @@ def cluster_labels(
         labels = np.zeros(n, np.int64) if params.keep_singletons else np.full(n, -1, np.int64)
         return labels, int(n if params.keep_singletons else 0)
     if params.method == "ward":
-        left, right, height, _ = _nn_chain(_distance_matrix(x))
-        labels, c = _cut(
-            n, left, right, height, float(params.distance_threshold), bool(params.keep_singletons)
+        labels, c = _cut_rows(
+            *_ward_tree(x, _gram(x)),
+            float(params.distance_threshold),
+            bool(params.keep_singletons),
         )
         return labels, int(c)
     if params.method == "complete":
@@ -283,9 +277,8 @@ def _ward_profile(
         labels = np.zeros(1, np.int64) if keep_singletons else np.full(1, -1, np.int64)
         c = 1 if keep_singletons else 0
     else:
-        _fill_squared_distances(x, g)
-        left, right, height, _ = _nn_chain(g)
-        labels, c = _cut(n, left, right, height, alpha, keep_singletons)
+        left, right, height, sizes, group = _ward_tree(x, g)
+        labels, c = _cut_rows(left, right, height, sizes, group, alpha, keep_singletons)
     rows, size, imp, last, centroid = _summarise(x, labels, c, t, w)
     rank = np.argsort(-imp, kind="mergesort")
     return c, rows[rank], size[rank], imp[rank], last[rank], centroid[rank]

@@ -35,8 +35,9 @@ _MAX_ABS = MAX_ABS
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _fill_squared_distances(x: np.ndarray, g: np.ndarray) -> None:  # pragma: no cover - compiled
-    """Turn the Gram matrix ``g = x @ x.T`` into squared Euclidean distances, in place.
+def _fill_squared_distances(x: np.ndarray, g: np.ndarray) -> int:  # pragma: no cover - compiled
+    """Turn the Gram matrix ``g = x @ x.T`` into squared Euclidean distances, in place; return
+    how many off-diagonal entries are exactly 0 (pairs of identical rows, counted twice).
 
     Row by row (no transposed writes): each entry depends only on its own Gram value and the two
     norms, and BLAS returns an exactly symmetric ``x @ x.T``, so the result is symmetric. The
@@ -47,6 +48,7 @@ def _fill_squared_distances(x: np.ndarray, g: np.ndarray) -> None:  # pragma: no
     sq = np.empty(n)
     for i in range(n):
         sq[i] = g[i, i]
+    zeros = 0
     for i in range(n):
         row = g[i]
         si = sq[i]
@@ -64,7 +66,9 @@ def _fill_squared_distances(x: np.ndarray, g: np.ndarray) -> None:  # pragma: no
                         diff = x[i, k] - x[j, k]
                         v += diff * diff
                     row[j] = v
+                    zeros += v == 0.0
         row[i] = np.inf
+    return zeros
 
 
 _BLOCK = 32
@@ -196,9 +200,10 @@ def _update(
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"nnan", "nsz"})
 def _nn_chain(
-    dist: np.ndarray,
+    dist: np.ndarray, sizes: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
-    """Nearest-neighbour chain on ``dist`` (destroyed). Returns merges in the order made.
+    """Nearest-neighbour chain on ``dist`` (destroyed) between clusters of ``sizes`` actions
+    (ones, or the multiplicities of collapsed identical rows). Returns merges in the order made.
 
     ``dist`` holds +inf on the diagonal. Only rows are ever written: when x absorbs y, row x is
     recomputed with Eq. 1 and the merge is logged; any other row k is brought up to date lazily,
@@ -223,12 +228,14 @@ def _nn_chain(
     # negative-index wrap-around), and the sizes of x and y and their distance
     slots = np.empty((m, 2), np.uint32)
     log = np.empty((m, 3))
-    size = np.ones(n, np.float64)
-    # 1/s for every size sum a replay meets (up to 2n): a multiplication, not a division, on the
-    # replay's chain of dependent updates (the row update divides, vectorised, to the same 1/s).
-    recip = np.empty(2 * n + 1)
+    size = sizes.astype(np.float64)  # a copy
+    total = int(size.sum())
+    # 1/s for every size sum a replay meets (up to 2 * total): a multiplication, not a division,
+    # on the replay's chain of dependent updates (the row update divides, vectorised, to the
+    # same 1/s).
+    recip = np.empty(2 * total + 1)
     recip[0] = 0.0
-    for s_ in range(1, 2 * n + 1):
+    for s_ in range(1, 2 * total + 1):
         recip[s_] = 1.0 / s_
     active = np.ones(n, np.bool_)
     synced = np.zeros(n, np.int64)
@@ -391,11 +398,13 @@ def _cut(
     height: np.ndarray,
     alpha: float,
     keep_singletons: bool,
+    sizes: np.ndarray,
 ) -> tuple[np.ndarray, int]:  # pragma: no cover - compiled
     """Labels 0..c-1 (ordered by smallest row) of the maximal subtrees with height <= alpha.
 
     Ward is reducible, so heights grow towards the root and the union of every merge with
-    height <= alpha is exactly the cut. Rows left alone get -1 unless ``keep_singletons``.
+    height <= alpha is exactly the cut. A cluster of one action (``sizes`` counts the actions
+    of each of the n leaves) gets -1 unless ``keep_singletons``.
     """
     parent = np.arange(n)
     for s in range(left.shape[0]):
@@ -404,21 +413,97 @@ def _cut(
             b = _find(parent, right[s])
             if a != b:
                 parent[max(a, b)] = min(a, b)
-    count = np.zeros(n, np.int64)
+    count = np.zeros(n)
     for i in range(n):
-        count[_find(parent, i)] += 1
+        count[_find(parent, i)] += sizes[i]
     label_of_root = np.full(n, -1, np.int64)
     labels = np.full(n, -1, np.int64)
     c = 0
     for i in range(n):  # roots are the smallest row of their cluster: labels follow smallest row
         r = _find(parent, i)
-        if count[r] == 1 and not keep_singletons:
+        if count[r] == 1.0 and not keep_singletons:
             continue
         if label_of_root[r] < 0:
             label_of_root[r] = c
             c += 1
         labels[i] = label_of_root[r]
     return labels, c
+
+
+@numba.njit(cache=True, nogil=True)
+def _collapse(
+    g: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Collapse identical rows (distance exactly 0) of the distance matrix ``g``, in place.
+
+    Returns the matrix between the u distinct rows (a u x u view at the start of ``g``'s
+    memory), the multiplicity of each, and the distinct row of each of the n rows. Identical
+    rows merge first, at distance 0, and a cluster of m identical rows is at Ward distance
+    ``2 m k / (m + k) ||a - b||²`` from one of k identical rows (Eq. 1 applied to the zero-height
+    merges), so the chain on the distinct rows with these distances and sizes makes the same
+    tree above height 0 with (u - 1) instead of (n - 1) merges and u² instead of n² entries:
+    repeated actions on one item are common (1.5 actions per user-item pair on Online Retail).
+    """
+    n = g.shape[0]
+    group = np.full(n, -1, np.int64)
+    rep = np.empty(n, np.int64)
+    size = np.zeros(n)
+    u = 0
+    for i in range(n):
+        if group[i] < 0:
+            group[i] = u
+            rep[u] = i
+            size[u] = 1.0
+            row = g[i]
+            for j in range(i + 1, n):
+                if row[j] == 0.0 and group[j] < 0:
+                    group[j] = u
+                    size[u] += 1.0
+            u += 1
+    # pack the distinct rows and columns into a C-contiguous u x u block at the start of the
+    # memory; in increasing (a, b) order no entry is written before it is read (a <= rep[a])
+    flat = g.reshape(n * n)
+    for a in range(u):
+        ra = rep[a] * n
+        sa = size[a]
+        for b in range(u):
+            sb = size[b]
+            flat[a * u + b] = flat[ra + rep[b]] * (2.0 * sa * sb / (sa + sb))
+        flat[a * u + a] = np.inf
+    return flat[: u * u].reshape((u, u)), size[:u].copy(), group
+
+
+@numba.njit(cache=True, nogil=True)
+def _ward_tree(
+    x: np.ndarray, g: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+    """Algorithm 1's tree for a partition: ``g = x @ x.T`` (destroyed) to distances, identical
+    rows collapsed, then the chain. Returns the merges (left, right, height) between the
+    distinct rows, their multiplicities and the distinct row of each row; cut it with
+    :func:`_cut_rows`. (``ward_merges``, which reports every merge, does not collapse.)"""
+    n = x.shape[0]
+    if _fill_squared_distances(x, g) == 0:
+        sizes = np.ones(n)
+        left, right, height, _ = _nn_chain(g, sizes)
+        return left, right, height, sizes, np.arange(n)
+    dist, sizes, group = _collapse(g)
+    left, right, height, _ = _nn_chain(dist, sizes)
+    return left, right, height, sizes, group
+
+
+@numba.njit(cache=True, nogil=True)
+def _cut_rows(
+    left: np.ndarray,
+    right: np.ndarray,
+    height: np.ndarray,
+    sizes: np.ndarray,
+    group: np.ndarray,
+    alpha: float,
+    keep_singletons: bool,
+) -> tuple[np.ndarray, int]:  # pragma: no cover - compiled
+    """:func:`_cut` of a :func:`_ward_tree`, as labels of the original rows."""
+    labels, c = _cut(sizes.shape[0], left, right, height, alpha, keep_singletons, sizes)
+    return labels[group], c
 
 
 _workspace = threading.local()
@@ -478,8 +563,7 @@ def ward_labels(
     if n <= 1:
         labels = np.zeros(n, np.int64) if keep_singletons else np.full(n, -1, np.int64)
         return labels, int(n if keep_singletons else 0)
-    left, right, height, _ = _nn_chain(_distance_matrix(x))
-    labels, c = _cut(n, left, right, height, alpha, keep_singletons)
+    labels, c = _cut_rows(*_ward_tree(x, _gram(x)), alpha, keep_singletons)
     return labels, int(c)
 
 
@@ -529,7 +613,7 @@ def ward_merges(vectors: npt.ArrayLike) -> npt.NDArray[np.float64]:
     n = x.shape[0]
     if n <= 1:
         return np.empty((0, 4), np.float64)
-    left, right, height, _ = _nn_chain(_distance_matrix(x))
+    left, right, height, _ = _nn_chain(_distance_matrix(x), np.ones(n))
     order = np.argsort(height, kind="mergesort")
     z = np.empty((n - 1, 4), np.float64)
     parent = np.arange(2 * n - 1)

@@ -40,7 +40,7 @@ from pinnersage.core.importance import action_weights
 from pinnersage.core.medoid import _summarise
 from pinnersage.core.profile import cluster_labels
 from pinnersage.core.sampling import sample_indices
-from pinnersage.core.ward import _cut, _distance_matrix, _nn_chain
+from pinnersage.core.ward import _cut_rows, _gram, _ward_tree
 from pinnersage.errors import ConfigError, DataFormatError, PinnerSageWarning
 from pinnersage.evaluation import metrics as M
 from pinnersage.evaluation.models import ModelSpec
@@ -116,10 +116,8 @@ def case_profiles(x: FloatArray, t: IntArray, now_s: float, params: Sequence[Pro
         if lkey not in labels_cache:
             if p.method == "ward" and n > 1:
                 if tree is None:
-                    left, right, height, _ = _nn_chain(_distance_matrix(x))
-                    tree = (left, right, height)
-                labels, c = _cut(n, tree[0], tree[1], tree[2], float(p.distance_threshold),
-                                 bool(p.keep_singletons))
+                    tree = _ward_tree(x, _gram(x))
+                labels, c = _cut_rows(*tree, float(p.distance_threshold), bool(p.keep_singletons))
                 labels_cache[lkey] = (labels, int(c))
             else:
                 labels_cache[lkey] = cluster_labels(x, p, rng)
