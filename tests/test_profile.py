@@ -377,3 +377,22 @@ def test_request_path_sampling_has_the_same_distribution() -> None:
     assert pairs[(0, 1)] / draws == pytest.approx(6 / 11 * 3 / 5, abs=0.015)
     assert sample_indices([0.0, 0.0, 2.0], 2, rng) == [2, 0]
     assert sample_indices([1.0, 2.0], 3, rng) == [0, 1]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_items_clustered_once_with_their_multiplicity(seed: int) -> None:
+    """The batch job's Ward on distinct items with multiplicities labels every action as Ward on
+    all the actions does (label order included)."""
+    from pinnersage.core.profile import cluster_labels, ward_labels_of_items
+
+    rng = np.random.default_rng(500 + seed)
+    items = rng.normal(size=(60, 8))
+    items /= np.linalg.norm(items, axis=1, keepdims=True)
+    rows = rng.integers(0, int(rng.integers(1, 60)), int(rng.integers(1, 150)))
+    for keep in (True, False):
+        params = ProfileParams(distance_threshold=float(rng.uniform(0.2, 2.0)),
+                               keep_singletons=keep)
+        fast, c_fast = ward_labels_of_items(items, rows, params)
+        slow, c_slow = cluster_labels(items[rows], params)
+        assert c_fast == c_slow
+        assert np.array_equal(fast, slow)

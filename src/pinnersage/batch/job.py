@@ -35,7 +35,12 @@ import pyarrow as pa
 from pinnersage.core.baselines import weighted_direction
 from pinnersage.core.importance import SECONDS_PER_DAY, action_weights
 from pinnersage.core.medoid import _summarise
-from pinnersage.core.profile import InterestProfile, build_profile, cluster_labels
+from pinnersage.core.profile import (
+    InterestProfile,
+    build_profile,
+    cluster_labels,
+    ward_labels_of_items,
+)
 from pinnersage.errors import ConfigError, PinnerSageWarning
 from pinnersage.params import ProfileParams
 
@@ -274,7 +279,10 @@ def profile_partition(user_ids: npt.ArrayLike, item_rows: npt.ArrayLike,
         x = vectors[r]
         t = times[a:b]
         stats.actions += b - a
-        labels, c = cluster_labels(x, p, None)
+        if p.method == "ward":
+            labels, c = ward_labels_of_items(vectors, r, p)
+        else:
+            labels, c = cluster_labels(x, p, None)
         w = action_weights(t, now, p.decay_per_day)
         if c == 0:
             stats.users_without_clusters += 1

@@ -21,7 +21,7 @@ from pinnersage.core._validate import as_times, as_vectors
 from pinnersage.core.baselines import weighted_direction
 from pinnersage.core.importance import SECONDS_PER_DAY, action_weights
 from pinnersage.core.medoid import _summarise
-from pinnersage.core.ward import _MAX_ABS, _cut_rows, _gram, _ward_tree
+from pinnersage.core.ward import _MAX_ABS, _cut_rows, _distinct_in_order, _gram, _ward_tree
 from pinnersage.errors import DimensionMismatchError, PinnerSageWarning
 from pinnersage.params import ProfileParams
 
@@ -118,7 +118,7 @@ def cluster_labels(
         return labels, int(n if params.keep_singletons else 0)
     if params.method == "ward":
         labels, c = _cut_rows(
-            *_ward_tree(x, _gram(x)),
+            *_ward_tree(x, _gram(x), np.ones(n)),
             float(params.distance_threshold),
             bool(params.keep_singletons),
         )
@@ -135,6 +135,25 @@ def cluster_labels(
     generator = rng if rng is not None else np.random.default_rng(0)
     _, raw = kmeans2(x, k, minit="++", seed=generator)
     return _canonical_labels(raw.astype(np.int64), params.keep_singletons)
+
+
+def ward_labels_of_items(
+    item_vectors: npt.NDArray[np.float64], rows: npt.NDArray[np.int64], params: ProfileParams
+) -> tuple[npt.NDArray[np.int64], int]:
+    """``cluster_labels(item_vectors[rows], params)`` for Ward, when actions are given as rows of
+    the item vectors (the batch job): each distinct item is clustered once, with the number of
+    its actions as its size, so a user's repeated actions cost nothing in the n² work.
+    """
+    codes, firsts, counts = _distinct_in_order(rows)
+    if firsts.shape[0] == rows.shape[0] or rows.shape[0] <= 1:
+        return cluster_labels(item_vectors[rows], params)
+    x = item_vectors[rows[firsts]]
+    labels, c = _cut_rows(
+        *_ward_tree(x, _gram(x), counts.astype(np.float64)),
+        float(params.distance_threshold),
+        bool(params.keep_singletons),
+    )
+    return labels[codes], int(c)
 
 
 def build_profile(
@@ -277,7 +296,7 @@ def _ward_profile(
         labels = np.zeros(1, np.int64) if keep_singletons else np.full(1, -1, np.int64)
         c = 1 if keep_singletons else 0
     else:
-        left, right, height, sizes, group = _ward_tree(x, g)
+        left, right, height, sizes, group = _ward_tree(x, g, np.ones(n))
         labels, c = _cut_rows(left, right, height, sizes, group, alpha, keep_singletons)
     rows, size, imp, last, centroid = _summarise(x, labels, c, t, w)
     rank = np.argsort(-imp, kind="mergesort")

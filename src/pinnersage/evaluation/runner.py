@@ -116,7 +116,7 @@ def case_profiles(x: FloatArray, t: IntArray, now_s: float, params: Sequence[Pro
         if lkey not in labels_cache:
             if p.method == "ward" and n > 1:
                 if tree is None:
-                    tree = _ward_tree(x, _gram(x))
+                    tree = _ward_tree(x, _gram(x), np.ones(n))
                 labels, c = _cut_rows(*tree, float(p.distance_threshold), bool(p.keep_singletons))
                 labels_cache[lkey] = (labels, int(c))
             else:
