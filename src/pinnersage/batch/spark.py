@@ -7,12 +7,14 @@ in two stages:
 1. **read**: one task per log file reads it with the project's reader
    (:func:`pinnersage.actions.iter_actions`, so both engines keep exactly the same rows), keeps the
    window, maps item ids to catalog rows (unknown items counted and dropped) and writes the
-   actions as parquet under the work directory.
-2. **profiles**: ``repartition(P, user_id)`` then ``mapInArrow``: each partition's Arrow record
-   batches are put together and handed to the per-partition function, which sorts them into
-   canonical order itself (no Spark sort, no stitching of users across batches, and no pandas
-   frame per user: ``applyInPandas`` measured 0.43x of plain multiprocessing for that reason).
-   A partition is held in memory at once, as in the local engine: raise P for bigger logs.
+   actions as parquet under the work directory, each row filed under its user's partition
+   (``partitionBy``, with the local engine's partitioner
+   :func:`~pinnersage.batch.job.partition_of`), as the local engine's spill does.
+2. **profiles**: one task per partition (``mapInArrow`` over the partition numbers) reads its
+   partition's files and hands them whole to the per-partition function, which puts them in
+   canonical order itself: no Spark shuffle or sort, and no pandas frame per user
+   (``applyInPandas`` measured 0.43x of plain multiprocessing for that reason). A partition is
+   held in memory at once, as in the local engine: raise P for bigger logs.
 
 The profiles are collected by the driver, which publishes the snapshot exactly as the local
 engine does; the content checksum is the same for both engines. Run locally with
@@ -101,7 +103,7 @@ _ACTIONS_SCHEMA = pa.schema([
     pa.field("user_id", pa.string()),
     pa.field("item_row", pa.int32()),
     pa.field("timestamp", pa.int64()),
-    pa.field("item_rank", pa.int64()),
+    pa.field("part", pa.int32()),
 ])
 
 
@@ -130,7 +132,7 @@ def run_spark(files: list[Path], catalog: Any, ctx: ProfileContext, log_params: 
     def read_files(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pinnersage.actions import iter_actions
 
-        cat, c = shared.value
+        cat, _ = shared.value
         for rb in batches:
             for path in rb.column(0).to_pylist():
                 for _, log in iter_actions([Path(path)], log_params, start_s=start_s,
@@ -152,7 +154,7 @@ def run_spark(files: list[Path], catalog: Any, ctx: ProfileContext, log_params: 
                         yield pa.RecordBatch.from_arrays([
                             user_arr, pa.array(item_rows.astype(np.int32)),
                             pa.array(frame["timestamp"].to_numpy(np.int64)[known]),
-                            pa.array(c.item_rank[item_rows]),
+                            pa.array(partition_of(users, partitions).astype(np.int32)),
                         ], schema=_ACTIONS_SCHEMA)
                     report.add(counts)
 
@@ -161,49 +163,47 @@ def run_spark(files: list[Path], catalog: Any, ctx: ProfileContext, log_params: 
     t0 = time.perf_counter()
     paths = spark.createDataFrame([(str(f.resolve()),) for f in files], "path string")
     paths = paths.repartition(max(1, min(len(files), sc.defaultParallelism * 4)))
-    (paths.mapInArrow(read_files, "user_id string, item_row int, timestamp bigint, "
-                                  "item_rank bigint")
-     .write.mode("overwrite").parquet(str(actions_dir)))
+    # each read task files its rows under the user's partition (the local engine's partitioner),
+    # so the profiles stage reads its partition directly: no shuffle, as in the local engine
+    (paths.mapInArrow(read_files, "user_id string, item_row int, timestamp bigint, part int")
+     .write.mode("overwrite").partitionBy("part").parquet(str(actions_dir)))
     counts = dict(report.value)
     read_s = time.perf_counter() - t0
     int_users = counts.get("files_with_str_users", 0) == 0
     stats_acc = _dict_accumulator(sc)
 
     def profiles(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import pyarrow.dataset as ds
         from threadpoolctl import threadpool_limits
 
         _, c = shared.value
-        # The whole partition at once (its size is bounded by the number of partitions, as in
-        # the local engine): profile_partition puts it in canonical order itself, so Spark
-        # need not sort it and no user is split between Arrow batches.
-        received = list(batches)
-        part = pa.Table.from_batches(received) if received else None
-        if part is None or part.num_rows == 0:
-            stats_acc.add(PartitionStats().to_dict())
-            return
-        users = part.column("user_id")
-        if int_users and not pa.types.is_integer(users.type):
-            users = users.cast(pa.int64())
-        with threadpool_limits(limits=1):
-            table, stats = profile_partition(
-                users.to_numpy(zero_copy_only=False),
-                part.column("item_row").to_numpy(zero_copy_only=False),
-                part.column("timestamp").to_numpy(zero_copy_only=False), c)
-        table = table.set_column(0, "user_id", table.column(0).cast(pa.string()))
-        for name in ("centroid", "decay_average"):
-            if name in table.column_names:
-                i = table.column_names.index(name)
-                table = table.set_column(i, name, table.column(i).cast(pa.list_(pa.float32())))
-        stats_acc.add(stats.to_dict())
-        yield from table.to_batches()
+        for rb in batches:
+            for k in rb.column(0).to_pylist():
+                folder = actions_dir / f"part={k}"
+                if not folder.is_dir():
+                    continue
+                part = ds.dataset(str(folder), format="parquet").to_table()
+                if part.num_rows == 0:
+                    continue
+                users = part.column("user_id")
+                if int_users:
+                    users = users.cast(pa.int64())
+                with threadpool_limits(limits=1):
+                    table, stats = profile_partition(
+                        users.to_numpy(zero_copy_only=False),
+                        part.column("item_row").to_numpy(zero_copy_only=False),
+                        part.column("timestamp").to_numpy(zero_copy_only=False), c)
+                table = table.set_column(0, "user_id", table.column(0).cast(pa.string()))
+                for name in ("centroid", "decay_average"):
+                    if name in table.column_names:
+                        i = table.column_names.index(name)
+                        table = table.set_column(
+                            i, name, table.column(i).cast(pa.list_(pa.float32())))
+                stats_acc.add(stats.to_dict())
+                yield from table.to_batches()
 
-    actions = spark.read.parquet(str(actions_dir))
-    if int_users:  # shuffle 8-byte integers, not their decimal strings
-        actions = actions.withColumn("user_id", actions["user_id"].cast("long"))
-    # bigger Arrow batches: fewer hand-overs to Python
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "100000")
-    (actions.repartition(partitions, "user_id")
-     .drop("item_rank")
+    ids = spark.createDataFrame([(k,) for k in range(partitions)], "part int")
+    (ids.repartition(partitions)
      .mapInArrow(profiles, _profiles_spark_schema(ctx))
      .write.mode("overwrite").parquet(str(profiles_dir)))
     stats = PartitionStats.from_dict(stats_acc.value)
@@ -237,6 +237,3 @@ def _collect(profiles_dir: Path, ctx: ProfileContext, int_users: bool) -> pa.Tab
             col = col.cast(f.type)
         columns.append(col)
     return pa.Table.from_arrays(columns, schema=schema)
-
-
-_ = partition_of  # the local engine's partitioner; Spark partitions with its own stable hash
