@@ -14,17 +14,20 @@ in two stages:
    partition's files and hands them whole to the per-partition function, which puts them in
    canonical order itself: no Spark shuffle or sort, and no pandas frame per user
    (``applyInPandas`` measured 0.43x of plain multiprocessing for that reason). A partition is
-   held in memory at once, as in the local engine: raise P for bigger logs.
+   held in memory at once, as in the local engine: raise P for bigger logs. Each task writes
+   its partition's profiles as one parquet file under the work directory (handing them back to
+   Spark would convert every vector column into JVM rows).
 
-The profiles are collected by the driver, which publishes the snapshot exactly as the local
-engine does; the content checksum is the same for both engines. Run locally with
-``local[*]``, or on a cluster with ``spark-submit`` (see ``docs/batch.md``). PySpark is the
-optional extra ``pinnersage[spark]``.
+The driver reads the profiles back and publishes the snapshot exactly as the local engine
+does; the content checksum is the same for both engines. Run locally with ``local[*]``, or on a
+cluster with ``spark-submit`` (see ``docs/batch.md``). PySpark is the optional extra
+``pinnersage[spark]``.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -34,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pinnersage._optional import require
 from pinnersage.batch.job import (
@@ -105,18 +109,6 @@ _ACTIONS_SCHEMA = pa.schema([
     pa.field("timestamp", pa.int64()),
     pa.field("part", pa.int32()),
 ])
-
-
-def _profiles_spark_schema(ctx: ProfileContext) -> str:
-    p = ctx.params
-    item = "bigint" if ctx.int_item_ids else "string"
-    cols = ["user_id string", "rank int", f"medoid_item_id {item}", "importance double",
-            "size int", "last_action_ts bigint", "n_actions int"]
-    if p.store_centroids:
-        cols.append("centroid array<float>")
-    if p.store_decay_average:
-        cols.append("decay_average array<float>")
-    return ", ".join(cols)
 
 
 def run_spark(files: list[Path], catalog: Any, ctx: ProfileContext, log_params: LogParams,
@@ -193,19 +185,21 @@ def run_spark(files: list[Path], catalog: Any, ctx: ProfileContext, log_params: 
                         users.to_numpy(zero_copy_only=False),
                         part.column("item_row").to_numpy(zero_copy_only=False),
                         part.column("timestamp").to_numpy(zero_copy_only=False), c)
-                table = table.set_column(0, "user_id", table.column(0).cast(pa.string()))
-                for name in ("centroid", "decay_average"):
-                    if name in table.column_names:
-                        i = table.column_names.index(name)
-                        table = table.set_column(
-                            i, name, table.column(i).cast(pa.list_(pa.float32())))
+                # written from here, as the local engine writes its partitions: handing the
+                # profiles back to Spark would convert every vector column to JVM rows
+                tmp = profiles_dir / f".part-{k:05d}.parquet.tmp"
+                pq.write_table(table, tmp)
+                tmp.replace(profiles_dir / f"part-{k:05d}.parquet")
                 stats_acc.add(stats.to_dict())
-                yield from table.to_batches()
+                yield pa.RecordBatch.from_arrays([pa.array([k], pa.int32()),
+                                                  pa.array([table.num_rows], pa.int64())],
+                                                 names=["part", "rows"])
 
+    if profiles_dir.exists():
+        shutil.rmtree(profiles_dir)
+    profiles_dir.mkdir(parents=True)
     ids = spark.createDataFrame([(k,) for k in range(partitions)], "part int")
-    (ids.repartition(partitions)
-     .mapInArrow(profiles, _profiles_spark_schema(ctx))
-     .write.mode("overwrite").parquet(str(profiles_dir)))
+    ids.repartition(partitions).mapInArrow(profiles, "part int, rows bigint").collect()
     stats = PartitionStats.from_dict(stats_acc.value)
     table = _collect(profiles_dir, ctx, int_users)
     profiles_s = time.perf_counter() - t0 - read_s
