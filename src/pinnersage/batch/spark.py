@@ -201,14 +201,19 @@ def run_spark(files: list[Path], catalog: Any, ctx: ProfileContext, log_params: 
     ids = spark.createDataFrame([(k,) for k in range(partitions)], "part int")
     ids.repartition(partitions).mapInArrow(profiles, "part int, rows bigint").collect()
     stats = PartitionStats.from_dict(stats_acc.value)
-    table = _collect(profiles_dir, ctx, int_users)
     profiles_s = time.perf_counter() - t0 - read_s
+    t1 = time.perf_counter()
+    # reading the partition files back is not part of the profiles stage (nor is it for the
+    # local engine, whose timing stops when the last partition file is written)
+    table = _collect(profiles_dir, ctx, int_users)
+    collect_s = time.perf_counter() - t1
     dropped = {k.split(".", 1)[1]: int(v) for k, v in counts.items()
                if k.startswith("dropped.") and v}
     shared.unpersist()
     return SparkOutput(table, stats, int(counts.get("rows_read", 0)),
                        int(counts.get("rows_kept", 0)), dropped,
-                       {"read_s": read_s, "profiles_s": profiles_s})
+                       {"read_s": read_s, "profiles_s": profiles_s,
+                        "collect_s": collect_s})
 
 
 def _collect(profiles_dir: Path, ctx: ProfileContext, int_users: bool) -> pa.Table:
