@@ -107,6 +107,23 @@ def _scan(row: np.ndarray, cur: int) -> tuple[float, int]:  # pragma: no cover -
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _replay_one(
+    row: np.ndarray, slots: np.ndarray, log: np.ndarray, t: int, nk: float, recip: np.ndarray
+) -> tuple[int, int, float]:  # pragma: no cover - compiled
+    """Merge t (x absorbed y) applied to row k's entries at x and y (Eq. 1); returns x, y and
+    the new entry as stored."""
+    a = slots[t, 0]
+    b = slots[t, 1]
+    na = log[t, 0]
+    nb = log[t, 1]
+    row[a] = ((na + nk) * row[a] + (nb + nk) * row[b] - nk * log[t, 2]) * recip[
+        np.uint32(na + nb + nk)
+    ]
+    row[b] = np.inf
+    return a, b, row[a]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _replay(
     row: np.ndarray,
     k: int,
@@ -151,15 +168,7 @@ def _replay(
         if a0 + a1 + a2 + a3 == -1.0:  # never true (rows hold no negative entry): keeps reads
             row[0] = a0
     while ok and t < upto:
-        a = slots[t, 0]
-        b = slots[t, 1]
-        na = log[t, 0]
-        nb = log[t, 1]
-        row[a] = ((na + nk) * row[a] + (nb + nk) * row[b] - nk * log[t, 2]) * recip[
-            np.uint32(na + nb + nk)
-        ]
-        v = row[a]  # as stored: rows may be float32
-        row[b] = np.inf
+        a, b, v = _replay_one(row, slots, log, t, nk, recip)
         if a == j or b == j:
             ok = False
         elif v < dj or (v == dj and a < j):
@@ -167,14 +176,7 @@ def _replay(
             dj = v
         t += 1
     while t < upto:
-        a = slots[t, 0]
-        b = slots[t, 1]
-        na = log[t, 0]
-        nb = log[t, 1]
-        row[a] = ((na + nk) * row[a] + (nb + nk) * row[b] - nk * log[t, 2]) * recip[
-            np.uint32(na + nb + nk)
-        ]
-        row[b] = np.inf
+        _replay_one(row, slots, log, t, nk, recip)
         t += 1
     nn_ok[k] = ok
     nn[k] = j
