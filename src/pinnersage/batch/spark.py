@@ -198,8 +198,11 @@ def run_spark(files: list[Path], catalog: Any, ctx: ProfileContext, log_params: 
     if profiles_dir.exists():
         shutil.rmtree(profiles_dir)
     profiles_dir.mkdir(parents=True)
-    ids = spark.createDataFrame([(k,) for k in range(partitions)], "part int")
-    ids.repartition(partitions).mapInArrow(profiles, "part int, rows bigint").collect()
+    # a few partitions per task: Spark's own cost per task is not small next to a partition's
+    # work (users are assigned to partitions by hash, so consecutive ones are alike in size)
+    tasks = max(1, min(partitions, sc.defaultParallelism * 4))
+    (spark.range(0, partitions, 1, numPartitions=tasks)
+     .mapInArrow(profiles, "part int, rows bigint").collect())
     stats = PartitionStats.from_dict(stats_acc.value)
     profiles_s = time.perf_counter() - t0 - read_s
     t1 = time.perf_counter()
