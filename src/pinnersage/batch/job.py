@@ -280,7 +280,7 @@ def profile_partition(user_ids: npt.ArrayLike, item_rows: npt.ArrayLike,
         t = times[a:b]
         stats.actions += b - a
         if p.method == "ward":
-            labels, c = ward_labels_of_items(vectors, r, p)
+            labels, c = ward_labels_of_items(x, r, p)
         else:
             labels, c = cluster_labels(x, p, None)
         w = action_weights(t, now, p.decay_per_day)

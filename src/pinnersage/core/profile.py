@@ -138,18 +138,18 @@ def cluster_labels(
 
 
 def ward_labels_of_items(
-    item_vectors: npt.NDArray[np.float64], rows: npt.NDArray[np.int64], params: ProfileParams
+    x: npt.NDArray[np.float64], rows: npt.NDArray[np.int64], params: ProfileParams
 ) -> tuple[npt.NDArray[np.int64], int]:
-    """``cluster_labels(item_vectors[rows], params)`` for Ward, when actions are given as rows of
-    the item vectors (the batch job): each distinct item is clustered once, with the number of
-    its actions as its size, so a user's repeated actions cost nothing in the n² work.
+    """``cluster_labels(x, params)`` for Ward, when the actions' vectors ``x`` are the item
+    vectors of catalog ``rows`` (the batch job): each distinct item is clustered once, with the
+    number of its actions as its size, so a user's repeated actions cost nothing in the n² work.
     """
     codes, firsts, counts = _distinct_in_order(rows)
     if firsts.shape[0] == rows.shape[0] or rows.shape[0] <= 1:
-        return cluster_labels(item_vectors[rows], params)
-    x = item_vectors[rows[firsts]]
+        return cluster_labels(x, params)
+    distinct = x[firsts]
     labels, c = _cut_rows(
-        *_ward_tree(x, _gram(x), counts.astype(np.float64)),
+        *_ward_tree(distinct, _gram(distinct), counts.astype(np.float64)),
         float(params.distance_threshold),
         bool(params.keep_singletons),
     )
@@ -291,13 +291,8 @@ def _ward_profile(
     (Eq. 3). Returns the number of clusters and per cluster, most important first (ties: label
     order), the medoid row, size, importance, latest time and centroid.
     """
-    n = x.shape[0]
-    if n == 1:
-        labels = np.zeros(1, np.int64) if keep_singletons else np.full(1, -1, np.int64)
-        c = 1 if keep_singletons else 0
-    else:
-        left, right, height, sizes, group = _ward_tree(x, g, np.ones(n))
-        labels, c = _cut_rows(left, right, height, sizes, group, alpha, keep_singletons)
+    left, right, height, sizes, group = _ward_tree(x, g, np.ones(x.shape[0]))
+    labels, c = _cut_rows(left, right, height, sizes, group, alpha, keep_singletons)
     rows, size, imp, last, centroid = _summarise(x, labels, c, t, w)
     rank = np.argsort(-imp, kind="mergesort")
     return c, rows[rank], size[rank], imp[rank], last[rank], centroid[rank]
