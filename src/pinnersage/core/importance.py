@@ -7,6 +7,7 @@ half-life of about 69 days). ``now_s`` is always passed in. An action later than
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -19,9 +20,21 @@ def action_weights(
     timestamps_s: npt.ArrayLike, now_s: float, decay_per_day: float
 ) -> npt.NDArray[np.float64]:
     """Per-action weights ``exp(-λ · age_days)``, ages clipped at 0."""
-    t = np.asarray(timestamps_s, dtype=np.float64)
-    age_days = np.maximum(float(now_s) - t, 0.0) / SECONDS_PER_DAY
-    return np.exp(-float(decay_per_day) * age_days)
+    t = np.ascontiguousarray(timestamps_s, dtype=np.float64)
+    return _decay_weights(t, float(now_s), float(decay_per_day))
+
+
+@numba.njit(cache=True, nogil=True)
+def _decay_weights(
+    t: np.ndarray, now_s: float, decay_per_day: float
+) -> np.ndarray:  # pragma: no cover - compiled
+    """``exp(-λ max(now - t, 0) / 86400)``: the one place Eq. 3's weights are computed (the
+    profile's compiled path calls it too, so every caller gets the same bits)."""
+    w = np.empty(t.shape[0])
+    for i in range(t.shape[0]):
+        age = now_s - t[i]
+        w[i] = np.exp(-decay_per_day * ((age if age > 0.0 else 0.0) / SECONDS_PER_DAY))
+    return w
 
 
 def importance(timestamps_s: npt.ArrayLike, now_s: float, decay_per_day: float = 0.01) -> float:

@@ -17,6 +17,18 @@ from pinnersage.core._validate import as_vectors
 __all__ = ["medoid_index", "medoid_index_naive"]
 
 
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "nsz", "contract"})
+def _squared_distance(a: np.ndarray, b: np.ndarray) -> float:  # pragma: no cover - compiled
+    """``||a - b||²``, summed in SIMD lanes (reassociated: a strict left-to-right sum is a chain
+    of dependent additions, 3x slower at d = 256). The same row always gets the same bits, so
+    identical members tie exactly and the earliest wins."""
+    v = 0.0
+    for k in range(a.shape[0]):
+        diff = a[k] - b[k]
+        v += diff * diff
+    return v
+
+
 @numba.njit(cache=True, nogil=True)
 def _summarise(
     x: np.ndarray, labels: np.ndarray, n_clusters: int, t: np.ndarray, w: np.ndarray
@@ -44,10 +56,7 @@ def _summarise(
     for i in range(n):
         c = labels[i]
         if c >= 0:
-            v = 0.0
-            for k in range(d):
-                diff = x[i, k] - centroid[c, k]
-                v += diff * diff
+            v = _squared_distance(x[i], centroid[c])
             if v < best[c]:
                 best[c] = v
                 row[c] = i

@@ -18,10 +18,10 @@ import numpy as np
 import numpy.typing as npt
 
 from pinnersage.core._validate import as_times, as_vectors
-from pinnersage.core.baselines import weighted_direction
-from pinnersage.core.importance import SECONDS_PER_DAY, action_weights
+from pinnersage.core.baselines import _direction, weighted_direction
+from pinnersage.core.importance import SECONDS_PER_DAY, _decay_weights, action_weights
 from pinnersage.core.medoid import _summarise
-from pinnersage.core.ward import _MAX_ABS, _cut_rows, _distinct_in_order, _gram, _ward_tree
+from pinnersage.core.ward import _MAX_ABS, _cut_rows, _distinct_in_order, _gram, _rows, _ward_tree
 from pinnersage.errors import DimensionMismatchError, PinnerSageWarning
 from pinnersage.params import ProfileParams
 
@@ -192,19 +192,24 @@ def build_profile(
         history gives an empty profile, not an error.
     """
     p = params if params is not None else _DEFAULT_PARAMS
-    x: npt.NDArray[np.float64] = np.asarray(vectors, dtype=np.float64)
-    if x.ndim != 2 or (x.shape[0] and not x.shape[1]):
-        x = as_vectors(x)  # raises the typed error
-    n = x.shape[0]
+    given = np.asarray(vectors)
+    if given.dtype != np.float32 and given.dtype != np.float64:
+        given = np.asarray(given, dtype=np.float64)
+    if given.ndim != 2 or (given.shape[0] and not given.shape[1]):
+        as_vectors(given)  # raises the typed error
+    n = given.shape[0]
     t: npt.NDArray[np.float64] = np.asarray(timestamps_s, dtype=np.float64)
     if t.ndim != 1 or t.shape[0] != n:
         t = as_times(timestamps_s, n)  # raises the typed error
     ids = item_ids if isinstance(item_ids, np.ndarray) else np.asarray(item_ids, dtype=object)
     if ids.ndim != 1 or ids.shape[0] != n:
         raise DimensionMismatchError(f"item_ids must hold one id per row ({n}), got {ids.shape[0]}")
-    x_ok, t_ok, in_order = _inspect(x, t, _MAX_ABS if p.method == "ward" else np.inf)
+    # float64 rows in this thread's reusable buffer (Ward's path keeps no reference to them),
+    # converted and checked in one compiled pass
+    x = _rows(n, given.shape[1]) if p.method == "ward" else np.empty(given.shape)
+    x_ok, t_ok, in_order = _load(given, x, t, _MAX_ABS if p.method == "ward" else np.inf)
     if not (x_ok and t_ok):
-        as_vectors(x, max_abs=_MAX_ABS if p.method == "ward" else None)
+        as_vectors(given, max_abs=_MAX_ABS if p.method == "ward" else None)
         as_times(t, n)  # one of them raises, naming the row
     now = float(now_s)
     if n == 0:
@@ -223,12 +228,20 @@ def build_profile(
         cut = n - p.max_actions_per_user
         x, t, ids = x[cut:], t[cut:], ids[cut:]
         n = x.shape[0]
+    decay_average = None
     if p.method == "ward":
-        x = np.ascontiguousarray(x)
-        w = action_weights(t, now, p.decay_per_day)
-        c, rows, sizes, imps, lasts, centroids = _ward_profile(
-            x, _gram(x), t, w, float(p.distance_threshold), bool(p.keep_singletons)
+        c, rows, sizes, imps, lasts, centroids, avg = _ward_profile(
+            x,
+            _gram(x),
+            t,
+            now,
+            float(p.decay_per_day),
+            float(p.distance_threshold),
+            bool(p.keep_singletons),
+            bool(p.store_decay_average),
         )
+        if p.store_decay_average:
+            decay_average = avg.astype(np.float32)
     else:
         labels, c = cluster_labels(x, p, rng)
         w = action_weights(t, now, p.decay_per_day)
@@ -236,9 +249,8 @@ def build_profile(
         rank = np.argsort(-imps[:c], kind="stable")
         rows, sizes, imps, lasts = rows[rank], sizes[rank], imps[rank], lasts[rank]
         centroids = centroids[rank]
-    decay_average = None
-    if p.store_decay_average:
-        decay_average = weighted_direction(w, x).astype(np.float32)
+        if p.store_decay_average:
+            decay_average = weighted_direction(w, x).astype(np.float32)
     if c == 0:
         return InterestProfile(user_id, now, (), n, decay_average)
     medoids = ids.take(rows).tolist()
@@ -254,15 +266,18 @@ def build_profile(
 
 
 @numba.njit(cache=True, nogil=True)
-def _inspect(
-    x: np.ndarray, t: np.ndarray, max_abs: float
+def _load(
+    x: np.ndarray, out: np.ndarray, t: np.ndarray, max_abs: float
 ) -> tuple[bool, bool, bool]:  # pragma: no cover - compiled
-    """One pass over the inputs: are the vectors finite with entries within ``max_abs``, the
-    times finite, and the times in order?"""
+    """Copy the vectors ``x`` (float32 or float64) into ``out`` (float64) in one pass, checking
+    them on the way: are they finite with entries within ``max_abs``, the times finite, and
+    the times in order?"""
     bad = 0
     for i in range(x.shape[0]):
         for k in range(x.shape[1]):  # branch-free, so it vectorises
-            a = abs(x[i, k])
+            v = np.float64(x[i, k])
+            out[i, k] = v
+            a = abs(v)
             bad += (a != a) + (a == np.inf) + (a > max_abs)  # NaN, inf, too large
     x_ok = bad == 0
     t_ok = True
@@ -280,19 +295,27 @@ def _ward_profile(
     x: np.ndarray,
     g: np.ndarray,
     t: np.ndarray,
-    w: np.ndarray,
+    now_s: float,
+    decay_per_day: float,
     alpha: float,
     keep_singletons: bool,
-) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
-    """Algorithm 2 with Ward, compiled end to end: distances, chain, cut, medoids, importance.
+    decay_average: bool,
+) -> tuple[
+    int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
+]:  # pragma: no cover - compiled
+    """Algorithm 2 with Ward, compiled end to end: distances, chain, cut, medoids, importance
+    and the decay-weighted average (one call: a user's profile pays the interpreter once).
 
     ``x`` rows are in time order and checked (finite, entries within ``_MAX_ABS``),
-    ``g = x @ x.T`` (numpy's, exactly symmetric; destroyed) and ``w`` the actions' weights
-    (Eq. 3). Returns the number of clusters and per cluster, most important first (ties: label
-    order), the medoid row, size, importance, latest time and centroid.
+    ``g = x @ x.T`` (numpy's, exactly symmetric; destroyed). Returns the number of clusters and
+    per cluster, most important first (ties: label order), the medoid row, size, importance,
+    latest time and centroid; then the decay-weighted average (empty unless ``decay_average``),
+    with the arithmetic of :func:`~pinnersage.core.baselines.weighted_direction`.
     """
+    w = _decay_weights(t, now_s, decay_per_day)
     left, right, height, sizes, group = _ward_tree(x, g, np.ones(x.shape[0]))
     labels, c = _cut_rows(left, right, height, sizes, group, alpha, keep_singletons)
     rows, size, imp, last, centroid = _summarise(x, labels, c, t, w)
     rank = np.argsort(-imp, kind="mergesort")
-    return c, rows[rank], size[rank], imp[rank], last[rank], centroid[rank]
+    avg = _direction(w, x) if decay_average else np.empty(0)
+    return c, rows[rank], size[rank], imp[rank], last[rank], centroid[rank], avg

@@ -563,6 +563,16 @@ def _gram(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return g
 
 
+def _rows(n: int, d: int) -> npt.NDArray[np.float64]:
+    """An (n, d) float64 array in this thread's reusable buffer (a user's vectors, converted
+    for the Gram product): overwritten by the next call on this thread."""
+    buf: npt.NDArray[np.float64] | None = getattr(_workspace, "rows", None)
+    if buf is None or buf.shape[0] < n * d:
+        buf = np.empty(max(n * d, 1 << 16))
+        _workspace.rows = buf
+    return buf[: n * d].reshape(n, d)
+
+
 def _distance_matrix(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Squared Euclidean distances (+inf on the diagonal): one Gram matrix, filled in place (in
     this thread's reusable buffer, see :func:`_gram`)."""

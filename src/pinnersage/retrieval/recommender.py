@@ -110,13 +110,32 @@ class _Source:
 
 
 class _Memo:
-    """Python-side views of one neighbour list: ids and candidates (internal)."""
+    """Python-side views of one neighbour list, kept with it (internal): its ids, the position
+    of each id, and its candidates, built on demand from the top (a request rarely reads past
+    its quota, so the tail is usually never built)."""
 
-    __slots__ = ("candidates", "ids")
+    __slots__ = ("candidates", "ids", "position")
 
-    def __init__(self, ids: list[Any], candidates: list[Candidate]) -> None:
+    def __init__(self, ids: list[Any]) -> None:
         self.ids = ids
-        self.candidates = candidates
+        self.position: dict[Any, int] | None = None
+        self.candidates: list[Candidate] = []
+
+    def where(self, items: set[Any]) -> list[int]:
+        """Positions of the list's items that are in ``items``, ascending."""
+        hits = items.intersection(self.ids)
+        if not hits:
+            return []
+        if len(hits) <= 8:  # a few: C-level scans of the list
+            return sorted([self.ids.index(h) for h in hits])
+        if self.position is None:
+            self.position = dict(zip(self.ids, range(len(self.ids)), strict=True))
+        position = self.position
+        return sorted([position[h] for h in hits])
+
+
+#: The score of a candidate, its sort key.
+_score = itemgetter(1)
 
 
 def _first_depth(quota: int) -> int:
@@ -390,67 +409,68 @@ class Recommender:
         case): each source's first ``quota`` unexcluded items, by score. None otherwise.
 
         Same result as the general merge :meth:`_merge_in_turn` (the tests check both paths),
-        with a third of its array operations: this is the warm request's hot path.
+        with no array operation past the duplicate check: this is the request's hot path. The
+        lists are each sorted by score, so the final sort merges presorted runs.
         """
         lists = [cast(NeighborList, s.lst) for s in sources]
         if len(lists) > 1:
-            every = np.sort(np.concatenate([lst.rows for lst in lists]))
+            every = np.concatenate([lst.rows for lst in lists])
+            every.sort()
             if (every[1:] == every[:-1]).any():
                 return None
-            scores = np.concatenate([lst.scores for lst in lists])
-        else:
-            scores = lists[0].scores
-        positions: list[int] = []
-        offset = 0
+        merged: list[Candidate] = []
         for s, lst in zip(sources, lists, strict=True):
             length = len(lst)
             limit = min(s.quota, length)
-            if excluded:
-                memo = self._memo(s)
-                hits = excluded.intersection(memo.ids)
-                if hits:
-                    dropped = sorted(memo.ids.index(h) for h in hits)
-                    for pos in dropped:  # a dropped item inside the window widens it
-                        if pos < limit:
-                            limit += 1
-                    if limit > length:
-                        return None  # short: the general merge fetches deeper
-                    window = list(range(offset, offset + limit))
-                    for pos in reversed(dropped):
-                        if pos < limit:
-                            del window[pos]
-                    positions += window
-                    offset += length
-                    continue
+            memo = self._memo(s)
+            dropped = memo.where(excluded) if excluded else None
+            if dropped:
+                for pos in dropped:  # a dropped item inside the window widens it
+                    if pos < limit:
+                        limit += 1
+                if limit > length:
+                    return None  # short: the general merge fetches deeper
+                window = self._built(s, memo, limit)[:limit]
+                for pos in reversed(dropped):
+                    if pos < limit:
+                        del window[pos]
+                merged += window
+                continue
             if limit < s.quota:
                 return None
-            positions += range(offset, offset + limit)
-            offset += length
-        chosen = np.array(positions, dtype=np.int64)
-        chosen = chosen[np.argsort(-scores[chosen], kind="stable")]  # ties: source order
-        return self._candidates(sources, chosen)
+            merged += self._built(s, memo, limit)[:limit]
+        merged.sort(key=_score, reverse=True)  # stable: ties keep source order
+        return merged
 
     def _candidates(self, sources: list[_Source], chosen: npt.NDArray[np.int64]
                     ) -> list[Candidate]:
         """The candidates at positions ``chosen`` of the concatenated lists."""
         built: list[Candidate] = []
         for s in sources:
-            built += self._memo(s).candidates
+            built += self._built(s, self._memo(s), len(cast(NeighborList, s.lst)))
         if chosen.shape[0] <= 1:
             return [built[j] for j in chosen.tolist()]
         return list(itemgetter(*chosen.tolist())(built))
 
     def _memo(self, s: _Source) -> _Memo:
-        """Ids and candidates of a source's list, built once and kept with the list (so with the
-        cache entry: a warm in-process hit builds nothing)."""
+        """The ids of a source's list, built once and kept with the list (so with the cache
+        entry: a warm in-process hit converts nothing)."""
         lst = cast(NeighborList, s.lst)
         memo = lst.memo
         if memo is None:
-            ids = self._ids[lst.rows].tolist()
-            candidates = list(map(_make, repeat(Candidate), zip(
-                ids, lst.scores.tolist(), repeat(s.medoid), repeat(s.kind))))
-            memo = lst.memo = _Memo(ids, candidates)
+            memo = lst.memo = _Memo(self._ids[lst.rows].tolist())
         return memo
+
+    @staticmethod
+    def _built(s: _Source, memo: _Memo, upto: int) -> list[Candidate]:
+        """The memo's candidates, built at least ``upto`` deep."""
+        have = memo.candidates
+        if len(have) < upto:
+            lst = cast(NeighborList, s.lst)
+            have += map(_make, repeat(Candidate), zip(
+                memo.ids[len(have):upto], lst.scores[len(have):upto].tolist(),
+                repeat(s.medoid), repeat(s.kind)))
+        return have
 
     def _popular(self, k: int, excluded: set[Any] | None) -> list[Candidate]:
         ids = self.popular_item_ids
