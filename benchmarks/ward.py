@@ -1,15 +1,17 @@
 """Ward benchmark: one user's whole profile (ours) against SciPy's and fastcluster's Ward.
 
-For each (n, d): the median time over interleaved repeats (each round times ours, SciPy and the
-floor once, so that the ratios compare like with like on a shared machine whose speed drifts) of
+For each (n, d), in interleaved rounds (each round times a burst of 5 calls, 3 above
+n = 1,000, of ours, then of SciPy, then of the floor; see ``round_times``), the median time of
 * ours: ``build_profile`` (Ward NN-chain + cut + medoids + importance), the whole profile;
 * SciPy: ``linkage(X, "ward")`` + ``fcluster`` (clustering alone: no medoids, no importance);
 * fastcluster: ``fastcluster.linkage_vector(X, "ward")`` + ``fcluster``, when installed;
 * the floor: one ``X @ X.T`` in float64 (the distance matrix itself), into a preallocated
   matrix (pure arithmetic: ``build_profile`` too reuses its n x n buffer between calls).
 
-One BLAS thread (threadpoolctl), numba code compiled and warmed before timing. Vectors are unit
-vectors drawn around a few topics, like a user's actions. Writes benchmarks/results/ward.{json,md}.
+The ratios are medians over rounds of the ratio within a round (paired, so a switch of the
+machine's speed between rounds cancels out). One BLAS thread (threadpoolctl), numba code
+compiled and warmed before timing. Vectors are unit vectors drawn around a few topics, like a
+user's actions. Writes benchmarks/results/ward.{json,md}.
 
 Run: python benchmarks/ward.py [--quick]
 """
@@ -48,25 +50,40 @@ def fastcluster_ward(fastcluster: Any, x: np.ndarray, cut: float) -> np.ndarray:
     return fcluster(fastcluster.linkage_vector(x, "ward"), t=cut, criterion="distance")
 
 
-def median_times(fns: list[Any], budget_s: float, min_repeats: int = 5,
-                 max_repeats: int = 2000) -> list[float]:
-    """Median time of each function, timed in interleaved rounds (each round calls every function
-    once, in turn), so that all of them meet the same machine: a shared, noisy 2-core machine
-    drifts, and timing one function after the other would put the drift into the ratios."""
+def round_times(fns: list[Any], budget_s: float, burst: int = 5, min_rounds: int = 5,
+                max_rounds: int = 2000) -> list[list[float]]:
+    """Per round, the median time of each function over a burst of ``burst`` calls.
+
+    Rounds interleave the functions (each round runs a burst of each, in turn), so that all of
+    them meet the same machine: this shared 2-core VM switches between a fast and a slow mode
+    (measured: the same call at 90 and at 150 us), and timing one function after the other
+    would put those switches into the ratios. Within a round each function runs back to back,
+    as the batch job runs one user after another (the first call after another library's
+    round meets its caches cold; the burst's median is the steady state).
+    """
     for fn in fns:
         fn()  # warm
     times: list[list[float]] = [[] for _ in fns]
     start = time.perf_counter()
     rounds = 0
-    while rounds < max_repeats and (
-        rounds < min_repeats or time.perf_counter() - start < budget_s * len(fns)
+    while rounds < max_rounds and (
+        rounds < min_rounds or time.perf_counter() - start < budget_s * len(fns)
     ):
         for fn, into in zip(fns, times, strict=True):
-            t0 = time.perf_counter()
-            fn()
-            into.append(time.perf_counter() - t0)
+            calls = []
+            for _ in range(burst):
+                t0 = time.perf_counter()
+                fn()
+                calls.append(time.perf_counter() - t0)
+            into.append(statistics.median(calls))
         rounds += 1
-    return [statistics.median(t) for t in times]
+    return times
+
+
+def paired_ratio(a: list[float], b: list[float]) -> float:
+    """Median over rounds of ``a / b`` (the two timed in the same round, so in the same mode
+    of the machine)."""
+    return statistics.median(x / y for x, y in zip(a, b, strict=True))
 
 
 def main() -> None:
@@ -98,20 +115,24 @@ def main() -> None:
                     partial(scipy_ward, x64, cut),
                     partial(np.matmul, x64, x64.T, out=np.empty((n, n))),
                 ]
-                ours, scipy_t, floor = median_times(fns, budget)
+                per_round = round_times(fns, budget, burst=5 if n <= 1000 else 3)
+                ours, scipy_t, floor = (statistics.median(t) for t in per_round)
                 fc = None  # a reference only, timed on its own (its memory churn would slow the
                 if fastcluster is not None:  # others in the interleaved rounds)
-                    fc = median_times([partial(fastcluster_ward, fastcluster, x64, cut)], budget)[0]
+                    fc = statistics.median(
+                        round_times([partial(fastcluster_ward, fastcluster, x64, cut)], budget)[0]
+                    )
                 rows.append(
                     {
                         "n": n,
                         "d": d,
+                        "rounds": len(per_round[0]),
                         "ours_s": ours,
                         "scipy_s": scipy_t,
                         "fastcluster_s": fc,
                         "floor_s": floor,
-                        "speedup_vs_scipy": scipy_t / ours,
-                        "ratio_to_floor": ours / floor,
+                        "speedup_vs_scipy": paired_ratio(per_round[1], per_round[0]),
+                        "ratio_to_floor": paired_ratio(per_round[0], per_round[2]),
                     }
                 )
                 r = rows[-1]

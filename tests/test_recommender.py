@@ -451,3 +451,21 @@ def test_shipped_default_strategy_on_a_default_profile(topics: ItemCatalog,
     assert len(out) == 30 and not set(acted) & {c.item_id for c in out}
     assert {c.source for c in out} == {"medoid", "decay_average"}
     assert Counter(c.source for c in out)["decay_average"] == 15
+
+
+def test_lists_shared_by_requests_that_read_them_to_other_depths(topics: ItemCatalog,
+                                                                  exact: ExactIndex) -> None:
+    """A cached list's candidates are built on demand, from the top: a later request that reads
+    deeper (more of its items seen) extends them. Each answer equals a fresh recommender's."""
+    profile = _profile(("t0-0", 1.0), ("t1-0", 1.0), ("t2-0", 1.0))
+    shared = Recommender(exact, topics, params=RetrievalParams.paper(), cache=LruCache(10))
+    rng = np.random.default_rng(5)
+    for n_seen in (0, 1, 3, 8, 2, 12, 0):
+        seen = set(rng.choice(topics.item_ids[:3 * GROUP], size=n_seen, replace=False).tolist())
+        got = shared.recommend(profile, 30, rng=np.random.default_rng(0),
+                               exclude_item_ids=seen)
+        fresh = Recommender(exact, topics, params=RetrievalParams.paper(), cache=LruCache(10))
+        assert got == fresh.recommend(profile, 30, rng=np.random.default_rng(0),
+                                      exclude_item_ids=seen)
+        assert len(got) == 30 and not seen & {c.item_id for c in got}
+    assert shared.stats()["misses"] == 3  # one fetch per medoid, shared by every request

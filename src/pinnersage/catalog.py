@@ -357,7 +357,9 @@ class ItemCatalog:
         """Row of one item; :class:`UnknownItemError` if it is not in the catalog."""
         key = _coerce_one(item_id, self.int_ids)
         try:
-            loc = self._index.get_loc(key)
+            # the index's hash table itself when pandas has one: Index.get_loc's Python layers
+            # cost more than the lookup (a request looks up its medoids' rows on every miss)
+            loc = getattr(self._index, "_engine", self._index).get_loc(key)
             if not isinstance(loc, int | np.integer):
                 raise KeyError(key)
         except (KeyError, TypeError):

@@ -89,8 +89,8 @@ class HnswIndex(BaseIndex):
                 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         threads = 1 if queries.shape[0] < _SERIAL_QUERIES else -1
         labels, distances = self._graph.knn_query(queries, k=k, num_threads=threads)
-        scores = (1.0 - distances).astype(np.float32, copy=False)
-        return labels.astype(np.int64, copy=False), scores
+        scores = np.subtract(np.float32(1.0), distances, out=distances)  # float32, in place
+        return labels.view(np.int64), scores  # labels are catalog rows (< 2**63)
 
     def _writers(self) -> list[tuple[str, Any]]:
         return [("hnsw.bin", lambda tmp: self._graph.save_index(str(tmp)))]

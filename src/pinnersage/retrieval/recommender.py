@@ -114,10 +114,11 @@ class _Memo:
     of each id, and its candidates, built on demand from the top (a request rarely reads past
     its quota, so the tail is usually never built)."""
 
-    __slots__ = ("candidates", "ids", "position")
+    __slots__ = ("candidates", "ids", "position", "scores")
 
-    def __init__(self, ids: list[Any]) -> None:
+    def __init__(self, ids: list[Any], scores: list[float] | None = None) -> None:
         self.ids = ids
+        self.scores = scores
         self.position: dict[Any, int] | None = None
         self.candidates: list[Candidate] = []
 
@@ -337,16 +338,25 @@ class Recommender:
         others = [s for s in todo if not s.cacheable]
         # row() per id: cheaper than one rows() call for a handful of ids
         row = self.catalog.row
-        queries = self.catalog.vectors[[row(s.medoid) for s in medoid_rows]]  # a new array
+        queries = self.catalog.vectors.take([row(s.medoid) for s in medoid_rows], axis=0)
         if others:
             extra = np.stack([cast(np.ndarray, s.vector) for s in others])
             queries = np.concatenate([queries, extra])
         order = medoid_rows + others
         deepest = max(s.depth for s in order)
         found_rows, found_scores = self.index.search_rows(queries, deepest)
+        # the Python views of the new lists, converted in one go (one call per array, not per
+        # list: a cold request's conversions run with caches the index search just flushed)
+        found_ids = self._ids[found_rows].tolist()
+        found_floats = found_scores.tolist()
         store = []
         for i, s in enumerate(order):
             lst = NeighborList(found_rows[i, : s.depth], found_scores[i, : s.depth])
+            ids = found_ids[i]
+            floats = found_floats[i]
+            if len(ids) > s.depth:
+                del ids[s.depth :], floats[s.depth :]
+            lst.memo = _Memo(ids, floats)
             s.lst = lst
             if s.cacheable:
                 store.append(((s.medoid, s.depth, self._version), lst))
@@ -466,10 +476,12 @@ class Recommender:
         """The memo's candidates, built at least ``upto`` deep."""
         have = memo.candidates
         if len(have) < upto:
-            lst = cast(NeighborList, s.lst)
+            start = len(have)
+            if memo.scores is None:
+                memo.scores = cast(NeighborList, s.lst).scores.tolist()
             have += map(_make, repeat(Candidate), zip(
-                memo.ids[len(have):upto], lst.scores[len(have):upto].tolist(),
-                repeat(s.medoid), repeat(s.kind)))
+                memo.ids[start:upto], memo.scores[start:upto], repeat(s.medoid),
+                repeat(s.kind)))
         return have
 
     def _popular(self, k: int, excluded: set[Any] | None) -> list[Candidate]:
@@ -502,8 +514,8 @@ def _sample_clusters(clusters: tuple[InterestCluster, ...], e: int,
 def _quotas(k: int, chosen: Sequence[InterestCluster], rule: str) -> list[int]:
     """Split ``k`` between the chosen clusters (see the module docstring)."""
     e = len(chosen)
-    weights = np.array([c.importance for c in chosen], dtype=np.float64)
-    if rule == "equal" or not (weights.sum() > 0):
+    weights = None if rule == "equal" else np.array([c.importance for c in chosen], np.float64)
+    if weights is None or not (weights.sum() > 0):
         base, extra = divmod(k, e)
         return [base + (1 if i < extra else 0) for i in range(e)]
     raw = k * weights / weights.sum()
