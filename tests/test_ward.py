@@ -267,3 +267,26 @@ def test_distance_matrix_is_exactly_symmetric(n: int) -> None:
     d = _distance_matrix(x)
     np.testing.assert_array_equal(d, d.T)
     assert np.all(np.isinf(np.diag(d)))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_merges_above_alpha_are_never_made(seed: int) -> None:
+    """The chain cut at α (clusters retire once nothing is within α) makes the whole tree's
+    merges at heights <= α (in another order, so to rounding), and so the same partition."""
+    from pinnersage.core.ward import _cut_rows, _gram, _ward_tree
+
+    rng = np.random.default_rng(1000 + seed)
+    x = random_case(rng)
+    n = x.shape[0]
+    if n < 2:
+        return
+    full = _ward_tree(x, _gram(x).copy(), np.ones(n), np.inf)
+    heights = np.sort(full[2])
+    for alpha in (0.0, alpha_away_from_heights(heights, rng), float(heights[-1]) * 2):
+        cut = _ward_tree(x, _gram(x).copy(), np.ones(n), alpha)
+        np.testing.assert_allclose(np.sort(cut[2]), heights[heights <= alpha], rtol=1e-12)
+        for keep in (False, True):
+            got, c_got = _cut_rows(*cut, alpha, keep)
+            want, c_want = _cut_rows(*full, alpha, keep)
+            assert c_got == c_want
+            np.testing.assert_array_equal(got, want)

@@ -117,10 +117,9 @@ def cluster_labels(
         labels = np.zeros(n, np.int64) if params.keep_singletons else np.full(n, -1, np.int64)
         return labels, int(n if params.keep_singletons else 0)
     if params.method == "ward":
+        alpha = float(params.distance_threshold)
         labels, c = _cut_rows(
-            *_ward_tree(x, _gram(x), np.ones(n)),
-            float(params.distance_threshold),
-            bool(params.keep_singletons),
+            *_ward_tree(x, _gram(x), np.ones(n), alpha), alpha, bool(params.keep_singletons)
         )
         return labels, int(c)
     if params.method == "complete":
@@ -148,9 +147,10 @@ def ward_labels_of_items(
     if firsts.shape[0] == rows.shape[0] or rows.shape[0] <= 1:
         return cluster_labels(x, params)
     distinct = x[firsts]
+    alpha = float(params.distance_threshold)
     labels, c = _cut_rows(
-        *_ward_tree(distinct, _gram(distinct), counts.astype(np.float64)),
-        float(params.distance_threshold),
+        *_ward_tree(distinct, _gram(distinct), counts.astype(np.float64), alpha),
+        alpha,
         bool(params.keep_singletons),
     )
     return labels[codes], int(c)
@@ -313,7 +313,7 @@ def _ward_profile(
     with the arithmetic of :func:`~pinnersage.core.baselines.weighted_direction`.
     """
     w = _decay_weights(t, now_s, decay_per_day)
-    left, right, height, sizes, group = _ward_tree(x, g, np.ones(x.shape[0]))
+    left, right, height, sizes, group = _ward_tree(x, g, np.ones(x.shape[0]), alpha)
     labels, c = _cut_rows(left, right, height, sizes, group, alpha, keep_singletons)
     rows, size, imp, last, centroid = _summarise(x, labels, c, t, w)
     rank = np.argsort(-imp, kind="mergesort")

@@ -202,10 +202,19 @@ def _update(
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"nnan", "nsz"})
 def _nn_chain(
-    dist: np.ndarray, sizes: np.ndarray
+    dist: np.ndarray, sizes: np.ndarray, alpha: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
     """Nearest-neighbour chain on ``dist`` (destroyed) between clusters of ``sizes`` actions
-    (ones, or the multiplicities of collapsed identical rows). Returns merges in the order made.
+    (ones, or the multiplicities of collapsed identical rows). Returns merges in the order made:
+    every merge at a distance <= ``alpha`` (all of them when ``alpha`` is inf).
+
+    Merges above ``alpha`` are never made: when the chain's top cluster has no neighbour within
+    ``alpha``, neither has any cluster of the chain (their nearest distances decrease along it),
+    and by reducibility none ever will (a merged cluster is never nearer than the nearer of its
+    parts), so the whole chain retires: each of its clusters is a cluster of the cut. A cluster
+    whose nearest neighbour is a retired one retires too (that neighbour is beyond ``alpha``).
+    On real histories, where many actions are singletons at the default α, a third of the
+    merges are above it, and they would be made among the most live clusters.
 
     ``dist`` holds +inf on the diagonal. Only rows are ever written: when x absorbs y, row x is
     recomputed with Eq. 1 and the merge is logged; any other row k is brought up to date lazily,
@@ -250,8 +259,9 @@ def _nn_chain(
     chain_len = 0
     first = 0
     cur = n  # slots in use
-    live = n
-    for step in range(m):
+    live = n  # clusters neither merged into another nor retired
+    step = 0  # merges made
+    while live > 1:
         if 3 * live <= cur and live >= 32:
             # compact (when two thirds of the slots have left; measured against a half and a
             # quarter): bring every live row up to date, then move live rows/columns top-left
@@ -290,8 +300,9 @@ def _nn_chain(
                         dst[i] = src[live_slots[i]]
                     size[j] = size[s]
                     ids[j] = ids[s]
-                    nn_ok[j] = nn_ok[s]
-                    nn[j] = new_slot[nn[s]] if nn_ok[s] else 0
+                    ok = nn_ok[s] and active[nn[s]]  # a retired neighbour's slot goes away
+                    nn_ok[j] = ok
+                    nn[j] = new_slot[nn[s]] if ok else 0
                     nn_d[j] = nn_d[s]
                     j += 1
             for c in range(chain_len):
@@ -328,10 +339,19 @@ def _nn_chain(
                 nn_d[x], nn[x] = _scan(row, cur)
                 nn_ok[x] = True
             best = nn_d[x]
+            if best > alpha:
+                break
             if chain_len > 1 and row[chain[chain_len - 2]] == best:
                 break
             chain[chain_len] = nn[x]
             chain_len += 1
+        if best > alpha:  # retire the chain (see above)
+            for c in range(chain_len):
+                active[chain[c]] = False
+                nn_ok[chain[c]] = False
+            live -= chain_len
+            chain_len = 0
+            continue
         y = chain[chain_len - 2]
         chain_len -= 2
         rx = dist[x]
@@ -377,7 +397,8 @@ def _nn_chain(
         nn[x] = new_arg
         nn_d[x] = new_best
         nn_ok[x] = live > 1
-    return left, right, height, merged_size
+        step += 1
+    return left[:step], right[:step], height[:step], merged_size[:step]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -478,14 +499,15 @@ def _collapse(
 
 @numba.njit(cache=True, nogil=True)
 def _ward_tree(
-    x: np.ndarray, g: np.ndarray, sizes: np.ndarray
+    x: np.ndarray, g: np.ndarray, sizes: np.ndarray, alpha: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
-    """Algorithm 1's tree for a partition. ``x`` holds distinct points (or not) with
+    """Algorithm 1's tree for a partition at thresholds up to ``alpha`` (its merges at
+    distances <= ``alpha``; inf for the whole tree). ``x`` holds distinct points (or not) with
     multiplicities ``sizes`` (ones for plain rows); ``g = x @ x.T`` (destroyed) becomes the Ward
     distances, identical rows are collapsed (:func:`_collapse`), then the chain runs. Returns the
     merges (left, right, height) between the distinct points, their multiplicities, and the
-    distinct point of each row of ``x``; cut it with :func:`_cut_rows`. (``ward_merges``, which
-    reports every merge, does not collapse.)"""
+    distinct point of each row of ``x``; cut it with :func:`_cut_rows` at any α <= ``alpha``.
+    (``ward_merges``, which reports every merge, does not collapse.)"""
     n = x.shape[0]
     if _fill_squared_distances(x, g) == 0:
         if sizes.max() > 1.0:  # points with multiplicities: Ward distances between them
@@ -495,10 +517,10 @@ def _ward_tree(
                 for b in range(n):
                     sb = sizes[b]
                     row[b] *= 2.0 * sa * sb / (sa + sb)
-        left, right, height, _ = _nn_chain(g, sizes)
+        left, right, height, _ = _nn_chain(g, sizes, alpha)
         return left, right, height, sizes, np.arange(n)
     dist, merged, group = _collapse(g, sizes)
-    left, right, height, _ = _nn_chain(dist, merged)
+    left, right, height, _ = _nn_chain(dist, merged, alpha)
     return left, right, height, merged, group
 
 
@@ -608,7 +630,7 @@ def ward_labels(
     if n <= 1:
         labels = np.zeros(n, np.int64) if keep_singletons else np.full(n, -1, np.int64)
         return labels, int(n if keep_singletons else 0)
-    labels, c = _cut_rows(*_ward_tree(x, _gram(x), np.ones(n)), alpha, keep_singletons)
+    labels, c = _cut_rows(*_ward_tree(x, _gram(x), np.ones(n), alpha), alpha, keep_singletons)
     return labels, int(c)
 
 
@@ -658,7 +680,7 @@ def ward_merges(vectors: npt.ArrayLike) -> npt.NDArray[np.float64]:
     n = x.shape[0]
     if n <= 1:
         return np.empty((0, 4), np.float64)
-    left, right, height, _ = _nn_chain(_distance_matrix(x), np.ones(n))
+    left, right, height, _ = _nn_chain(_distance_matrix(x), np.ones(n), np.inf)
     order = np.argsort(height, kind="mergesort")
     z = np.empty((n - 1, 4), np.float64)
     parent = np.arange(2 * n - 1)

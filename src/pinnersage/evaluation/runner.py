@@ -106,6 +106,9 @@ def case_profiles(x: FloatArray, t: IntArray, now_s: float, params: Sequence[Pro
     out: dict[tuple[Any, ...], CaseProfile] = {}
     n = x.shape[0]
     tree = None
+    # one tree serves every threshold up to the largest (its merges above it are never made)
+    alpha_max = max((float(p.distance_threshold) for p in params if p.method == "ward"),
+                    default=np.inf)
     labels_cache: dict[tuple[Any, ...], tuple[IntArray, int]] = {}
     for p in params:
         key = _profile_key(p)
@@ -116,7 +119,7 @@ def case_profiles(x: FloatArray, t: IntArray, now_s: float, params: Sequence[Pro
         if lkey not in labels_cache:
             if p.method == "ward" and n > 1:
                 if tree is None:
-                    tree = _ward_tree(x, _gram(x), np.ones(n))
+                    tree = _ward_tree(x, _gram(x), np.ones(n), alpha_max)
                 labels, c = _cut_rows(*tree, float(p.distance_threshold), bool(p.keep_singletons))
                 labels_cache[lkey] = (labels, int(c))
             else:
