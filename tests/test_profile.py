@@ -180,6 +180,9 @@ def test_heavy_user_is_capped_with_a_warning() -> None:
         (np.ones((2, 2)), [1, 2], [0.0, np.inf], InvalidVectorsError),
         (np.ones(3), [1, 2, 3], [0.0, 1.0, 2.0], InvalidVectorsError),
         (np.array([[1e200, 0.0], [0.0, 1.0]]), [1, 2], [0.0, 1.0], InvalidVectorsError),
+        ([["a", "b"]], [1], [0.0], InvalidVectorsError),
+        ([[1.0, 2.0], [1.0]], [1, 2], [0.0, 1.0], InvalidVectorsError),
+        (np.ones((2, 2), dtype=">f4"), [1, 2], ["x", 1.0], InvalidVectorsError),
     ],
 )
 def test_bad_input_raises_typed_errors(

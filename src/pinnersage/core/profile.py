@@ -192,13 +192,21 @@ def build_profile(
         history gives an empty profile, not an error.
     """
     p = params if params is not None else _DEFAULT_PARAMS
-    given = np.asarray(vectors)
-    if given.dtype != np.float32 and given.dtype != np.float64:
-        given = np.asarray(given, dtype=np.float64)
+    try:
+        given = np.asarray(vectors)
+        if given.dtype != np.float32 and given.dtype != np.float64:
+            given = np.asarray(given, dtype=np.float64)
+    except (TypeError, ValueError):  # ragged rows, strings
+        as_vectors(vectors)  # raises the typed error
+        raise
     if given.ndim != 2 or (given.shape[0] and not given.shape[1]):
         as_vectors(given)  # raises the typed error
     n = given.shape[0]
-    t: npt.NDArray[np.float64] = np.asarray(timestamps_s, dtype=np.float64)
+    try:
+        t: npt.NDArray[np.float64] = np.asarray(timestamps_s, dtype=np.float64)
+    except (TypeError, ValueError):
+        as_times(timestamps_s, n)  # raises the typed error
+        raise
     if t.ndim != 1 or t.shape[0] != n:
         t = as_times(timestamps_s, n)  # raises the typed error
     ids = item_ids if isinstance(item_ids, np.ndarray) else np.asarray(item_ids, dtype=object)
