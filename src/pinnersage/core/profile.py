@@ -21,7 +21,15 @@ from pinnersage.core._validate import as_times, as_vectors
 from pinnersage.core.baselines import _direction, weighted_direction
 from pinnersage.core.importance import SECONDS_PER_DAY, _decay_weights, action_weights
 from pinnersage.core.medoid import _summarise
-from pinnersage.core.ward import _MAX_ABS, _cut_rows, _distinct_in_order, _gram, _rows, _ward_tree
+from pinnersage.core.ward import (
+    _MAX_ABS,
+    _cut_rows,
+    _distinct_in_order,
+    _gram,
+    _rows,
+    _ward_cut,
+    _ward_tree,
+)
 from pinnersage.errors import DimensionMismatchError, PinnerSageWarning
 from pinnersage.params import ProfileParams
 
@@ -117,11 +125,7 @@ def cluster_labels(
         labels = np.zeros(n, np.int64) if params.keep_singletons else np.full(n, -1, np.int64)
         return labels, int(n if params.keep_singletons else 0)
     if params.method == "ward":
-        alpha = float(params.distance_threshold)
-        labels, c = _cut_rows(
-            *_ward_tree(x, _gram(x), np.ones(n), alpha), alpha, bool(params.keep_singletons)
-        )
-        return labels, int(c)
+        return _ward_cut(x, np.ones(n), float(params.distance_threshold), params.keep_singletons)
     if params.method == "complete":
         from scipy.cluster.hierarchy import fcluster, linkage
 
@@ -143,17 +147,12 @@ def ward_labels_of_items(
     vectors of catalog ``rows`` (the batch job): each distinct item is clustered once, with the
     number of its actions as its size, so a user's repeated actions cost nothing in the n² work.
     """
-    codes, firsts, counts = _distinct_in_order(rows)
-    if firsts.shape[0] == rows.shape[0] or rows.shape[0] <= 1:
-        return cluster_labels(x, params)
-    distinct = x[firsts]
     alpha = float(params.distance_threshold)
-    labels, c = _cut_rows(
-        *_ward_tree(distinct, _gram(distinct), counts.astype(np.float64), alpha),
-        alpha,
-        bool(params.keep_singletons),
-    )
-    return labels[codes], int(c)
+    codes, firsts, counts = _distinct_in_order(rows)
+    if firsts.shape[0] == rows.shape[0]:
+        return _ward_cut(x, np.ones(x.shape[0]), alpha, params.keep_singletons)
+    labels, c = _ward_cut(x[firsts], counts.astype(np.float64), alpha, params.keep_singletons)
+    return labels[codes], c
 
 
 def build_profile(

@@ -203,7 +203,7 @@ def _update(
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"nnan", "nsz"})
 def _nn_chain(
     dist: np.ndarray, sizes: np.ndarray, alpha: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
     """Nearest-neighbour chain on ``dist`` (destroyed) between clusters of ``sizes`` actions
     (ones, or the multiplicities of collapsed identical rows). Returns merges in the order made:
     every merge at a distance <= ``alpha`` (all of them when ``alpha`` is inf).
@@ -234,7 +234,6 @@ def _nn_chain(
     left = np.empty(m, np.int64)
     right = np.empty(m, np.int64)
     height = np.empty(m, np.float64)
-    merged_size = np.empty(m, np.int64)
     # per merge, for replays: the slots of x and y (unsigned, so indexing needs no
     # negative-index wrap-around), and the sizes of x and y and their distance
     slots = np.empty((m, 2), np.uint32)
@@ -381,7 +380,6 @@ def _nn_chain(
         log[step, 0] = nx
         log[step, 1] = ny
         log[step, 2] = best
-        merged_size[step] = np.int64(nx + ny)
         # Eq. 1 for the whole row, finding its nearest neighbour on the way. Clusters that left
         # hold inf in rx and ry, and so do slots x (rx[x]) and y (ry[y]): their update is inf.
         _update(rx, ry, size, nx, ny, best, cur)
@@ -398,7 +396,7 @@ def _nn_chain(
         nn_d[x] = new_best
         nn_ok[x] = live > 1
         step += 1
-    return left[:step], right[:step], height[:step], merged_size[:step]
+    return left[:step], right[:step], height[:step]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -517,10 +515,10 @@ def _ward_tree(
                 for b in range(n):
                     sb = sizes[b]
                     row[b] *= 2.0 * sa * sb / (sa + sb)
-        left, right, height, _ = _nn_chain(g, sizes, alpha)
+        left, right, height = _nn_chain(g, sizes, alpha)
         return left, right, height, sizes, np.arange(n)
     dist, merged, group = _collapse(g, sizes)
-    left, right, height, _ = _nn_chain(dist, merged, alpha)
+    left, right, height = _nn_chain(dist, merged, alpha)
     return left, right, height, merged, group
 
 
@@ -566,6 +564,15 @@ def _cut_rows(
 _workspace = threading.local()
 
 
+def _buffer(name: str, size: int) -> npt.NDArray[np.float64]:
+    """This thread's reusable float64 buffer ``name``, grown to at least ``size`` entries."""
+    buf: npt.NDArray[np.float64] | None = getattr(_workspace, name, None)
+    if buf is None or buf.shape[0] < size:
+        buf = np.empty(max(size, 1 << 16))
+        setattr(_workspace, name, buf)
+    return buf
+
+
 def _gram(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """``x @ x.T`` in this thread's reusable n x n buffer.
 
@@ -576,11 +583,7 @@ def _gram(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     of 5,000 actions), the memory Ward needs anyway. The result is overwritten by the next call.
     """
     n = x.shape[0]
-    buf: npt.NDArray[np.float64] | None = getattr(_workspace, "buf", None)
-    if buf is None or buf.shape[0] < n * n:
-        buf = np.empty(n * n)
-        _workspace.buf = buf
-    g = buf[: n * n].reshape(n, n)
+    g = _buffer("gram", n * n)[: n * n].reshape(n, n)
     np.matmul(x, x.T, out=g)
     return g
 
@@ -588,11 +591,7 @@ def _gram(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 def _rows(n: int, d: int) -> npt.NDArray[np.float64]:
     """An (n, d) float64 array in this thread's reusable buffer (a user's vectors, converted
     for the Gram product): overwritten by the next call on this thread."""
-    buf: npt.NDArray[np.float64] | None = getattr(_workspace, "rows", None)
-    if buf is None or buf.shape[0] < n * d:
-        buf = np.empty(max(n * d, 1 << 16))
-        _workspace.rows = buf
-    return buf[: n * d].reshape(n, d)
+    return _buffer("rows", n * d)[: n * d].reshape(n, d)
 
 
 def _distance_matrix(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -617,6 +616,18 @@ def _check_threshold(distance_threshold: float) -> float:
     return alpha
 
 
+def _ward_cut(
+    x: npt.NDArray[np.float64], sizes: npt.NDArray[np.float64], alpha: float, keep_singletons: bool
+) -> tuple[npt.NDArray[np.int64], int]:
+    """Flat Ward labels of the rows of ``x`` (checked), each standing for ``sizes`` actions."""
+    n = x.shape[0]
+    if n <= 1:  # no merge to make
+        kept = keep_singletons or (n == 1 and sizes[0] > 1)
+        return (np.zeros(n, np.int64) if kept else np.full(n, -1, np.int64)), n if kept else 0
+    labels, c = _cut_rows(*_ward_tree(x, _gram(x), sizes, alpha), alpha, keep_singletons)
+    return labels, int(c)
+
+
 def ward_labels(
     vectors: npt.ArrayLike, distance_threshold: float, *, keep_singletons: bool = False
 ) -> tuple[npt.NDArray[np.int64], int]:
@@ -626,12 +637,7 @@ def ward_labels(
     """
     alpha = _check_threshold(distance_threshold)
     x = as_vectors(vectors, max_abs=_MAX_ABS)
-    n = x.shape[0]
-    if n <= 1:
-        labels = np.zeros(n, np.int64) if keep_singletons else np.full(n, -1, np.int64)
-        return labels, int(n if keep_singletons else 0)
-    labels, c = _cut_rows(*_ward_tree(x, _gram(x), np.ones(n), alpha), alpha, keep_singletons)
-    return labels, int(c)
+    return _ward_cut(x, np.ones(x.shape[0]), alpha, keep_singletons)
 
 
 def ward_clusters(
@@ -680,7 +686,7 @@ def ward_merges(vectors: npt.ArrayLike) -> npt.NDArray[np.float64]:
     n = x.shape[0]
     if n <= 1:
         return np.empty((0, 4), np.float64)
-    left, right, height, _ = _nn_chain(_distance_matrix(x), np.ones(n), np.inf)
+    left, right, height = _nn_chain(_distance_matrix(x), np.ones(n), np.inf)
     order = np.argsort(height, kind="mergesort")
     z = np.empty((n - 1, 4), np.float64)
     parent = np.arange(2 * n - 1)

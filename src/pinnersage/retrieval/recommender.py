@@ -430,25 +430,19 @@ class Recommender:
                 return None
         merged: list[Candidate] = []
         for s, lst in zip(sources, lists, strict=True):
-            length = len(lst)
-            limit = min(s.quota, length)
             memo = self._memo(s)
-            dropped = memo.where(excluded) if excluded else None
-            if dropped:
-                for pos in dropped:  # a dropped item inside the window widens it
-                    if pos < limit:
-                        limit += 1
-                if limit > length:
-                    return None  # short: the general merge fetches deeper
-                window = self._built(s, memo, limit)[:limit]
-                for pos in reversed(dropped):
-                    if pos < limit:
-                        del window[pos]
-                merged += window
-                continue
-            if limit < s.quota:
-                return None
-            merged += self._built(s, memo, limit)[:limit]
+            dropped = memo.where(excluded) if excluded else []
+            limit = s.quota
+            for pos in dropped:  # a dropped item inside the window widens it
+                if pos < limit:
+                    limit += 1
+            if limit > len(lst):
+                return None  # short: the general merge fetches deeper
+            window = self._built(s, memo, limit)[:limit]
+            for pos in reversed(dropped):
+                if pos < limit:
+                    del window[pos]
+            merged += window
         merged.sort(key=_score, reverse=True)  # stable: ties keep source order
         return merged
 
