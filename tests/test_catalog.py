@@ -60,6 +60,24 @@ def test_lookups_coerce_key_kind(vectors: np.ndarray) -> None:
     assert 10 in scat and "zz" not in scat
 
 
+def test_rows_of_ints_match_rows() -> None:
+    """The compiled id table against pandas, on ids that collide in the table (multiples of a
+    large power of two) and on unknown ids, after a pickle round trip too."""
+    import pickle
+
+    rng = np.random.default_rng(3)
+    ids = np.unique(np.concatenate([rng.integers(-2**62, 2**62, 500), np.arange(300) << 40,
+                                    [0, -1, 2**63 - 1, -2**63]]))
+    cat = ItemCatalog.from_arrays(rng.permutation(ids), rng.standard_normal((ids.size, 4)))
+    keys = np.concatenate([cat.item_ids, rng.integers(-2**62, 2**62, 200), [5 << 40 | 1]])
+    want = cat.rows(keys, missing="mask")
+    assert (want == -1).sum() >= 200
+    np.testing.assert_array_equal(cat.rows_of_ints(keys), want)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(cat)).rows_of_ints(keys), want)
+    scat = ItemCatalog.from_arrays(["1", "2"], np.eye(2))
+    np.testing.assert_array_equal(scat.rows_of_ints(np.array([1, 2])), [-1, -1])
+
+
 def test_unknown_items_raise_with_the_id(vectors: np.ndarray) -> None:
     cat = ItemCatalog.from_arrays(["a", "b", "c", "d", "e"], vectors)
     with pytest.raises(UnknownItemError, match="'zz'"):

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import pinnersage.retrieval.recommender as recommender_module
 from pinnersage.catalog import ItemCatalog
 from pinnersage.core.profile import InterestCluster, InterestProfile, build_profile
 from pinnersage.errors import ConfigError, EmbeddingVersionMismatchError, UnknownItemError
@@ -18,9 +19,11 @@ from pinnersage.retrieval import (
     ExactIndex,
     HnswIndex,
     LruCache,
+    Recommendations,
     Recommender,
     popular_items,
 )
+from pinnersage.retrieval.merge import merge_in_turn_reference
 from pinnersage.retrieval.recommender import _quotas
 
 DIM = 16
@@ -419,26 +422,82 @@ def test_candidate_is_an_immutable_record() -> None:
         c.score = 1.0  # type: ignore[misc]
 
 
-def test_simple_merge_matches_the_general_merge(topics: ItemCatalog, exact: ExactIndex,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """The hot-path merge (no shared items) against the general one, on random requests."""
+def test_recommendations_read_as_candidates_and_as_arrays(topics: ItemCatalog,
+                                                         exact: ExactIndex) -> None:
+    rec = _rec(exact, topics, selection="top")
+    out = rec.recommend(_profile(("t0-0", 3.0), ("t1-0", 2.0)), 12, rng=None,
+                        exclude_item_ids={"t0-0", "t1-0"})
+    listed = out.to_list()
+    assert isinstance(out, Recommendations) and len(out) == len(listed) == 12
+    assert all(isinstance(c, Candidate) for c in listed) and list(out) == listed
+    assert out[0] == listed[0] and out[-1] == listed[-1] and out[5] == listed[5]
+    with pytest.raises(IndexError):
+        out[12]
+    fresh = rec.recommend(_profile(("t0-0", 3.0), ("t1-0", 2.0)), 12, rng=None,
+                          exclude_item_ids={"t0-0", "t1-0"})
+    assert fresh[-2] == listed[-2]  # one candidate, before any list is built
+    assert out == fresh and out == listed and out != listed[:-1] and out != "x"
+    assert out[2:5] == listed[2:5] and isinstance(out[2:5], Recommendations)
+    assert out.item_ids.tolist() == [c.item_id for c in listed]
+    assert out.scores.tolist() == [c.score for c in listed]
+    assert out.source_item_ids.tolist() == [c.source_item_id for c in listed]
+    assert out.sources.tolist() == [c.source for c in listed]
+    frame = out.to_frame()
+    assert list(frame.columns) == ["item_id", "score", "source_item_id", "source"]
+    assert frame.to_dict("records") == [c._asdict() for c in listed]
+    with pytest.raises(ValueError):
+        out.scores[0] = 1.0  # read-only
+    assert "Recommendations([Candidate(" in repr(out) and "(12 in all)" in repr(out)
+    int_cat = ItemCatalog.from_arrays(np.arange(len(topics)), topics.vectors)
+    int_out = _rec(ExactIndex.build(int_cat, IndexParams(kind="exact")), int_cat,
+                   selection="top").recommend(_profile((0, 1.0)), 5, rng=None)
+    assert int_out.item_ids.dtype == np.int64
+    assert all(type(c.item_id) is int and type(c.score) is float for c in int_out)
+
+
+def _reference_merge(rows: list[np.ndarray], scores: list[np.ndarray], ids: np.ndarray,
+                     plan: np.ndarray, excluded: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """``merge_in_turn``'s signature over its plain-Python twin."""
+    picks, short = merge_in_turn_reference(
+        [r.tolist() for r in rows], [s.tolist() for s in scores],
+        ids.tolist() if ids.shape[0] else None, plan[0].tolist(), plan[1].astype(bool).tolist(),
+        set(excluded.tolist()))
+    picked = np.array([rows[s][pos] for s, pos in picks], dtype=np.int64)
+    return (ids[picked] if ids.shape[0] else picked,
+            np.array([scores[s][pos] for s, pos in picks], dtype=np.float32),
+            np.array([s for s, _ in picks], dtype=np.int64), short)
+
+
+@pytest.mark.parametrize("ids", ["str", "int"])
+def test_compiled_merge_matches_its_python_twin_on_requests(
+        topics: ItemCatalog, exact: ExactIndex, monkeypatch: pytest.MonkeyPatch,
+        ids: str) -> None:
+    """Whole requests (shared items, seen items, short lists fetched deeper) give the same
+    candidates with the compiled merge and with the plain-Python one."""
+    catalog, index = topics, exact
+    if ids == "int":
+        catalog = ItemCatalog.from_arrays(np.arange(len(topics)) * 7 + 3, topics.vectors)
+        index = ExactIndex.build(catalog, IndexParams(kind="exact"))
     rng = np.random.default_rng(4)
     requests = []
     for _ in range(40):
-        medoids = rng.choice(topics.item_ids, size=int(rng.integers(1, 5)), replace=False)
-        seen = set(rng.choice(topics.item_ids, size=int(rng.integers(0, 60))).tolist())
+        medoids = rng.choice(catalog.item_ids, size=int(rng.integers(1, 5)), replace=False)
+        seen = set(rng.choice(catalog.item_ids, size=int(rng.integers(0, 60))).tolist())
         seen |= set(medoids[:1].tolist())
-        profile = _profile(*[(str(m), float(rng.random()) + 0.1) for m in medoids])
+        profile = _profile(*[(m, float(rng.random()) + 0.1) for m in medoids.tolist()])
         requests.append((profile, int(rng.integers(1, 60)), seen, int(rng.integers(100))))
-    params = RetrievalParams.paper()
-    fast = Recommender(exact, topics, params=params)
-    results = [fast.recommend(p, k, rng=np.random.default_rng(seed), exclude_item_ids=seen)
-               for p, k, seen, seed in requests]
-    monkeypatch.setattr(Recommender, "_merge_simple", lambda self, sources, excluded: None)
-    general = Recommender(exact, topics, params=params)
-    for (p, k, seen, seed), expected in zip(requests, results, strict=True):
-        got = general.recommend(p, k, rng=np.random.default_rng(seed), exclude_item_ids=seen)
-        assert got == expected
+    for params in (RetrievalParams.paper(), RetrievalParams.paper(quota="importance")):
+        fast = Recommender(index, catalog, params=params)
+        results = [fast.recommend(p, k, rng=np.random.default_rng(seed), exclude_item_ids=seen)
+                   for p, k, seen, seed in requests]
+        with monkeypatch.context() as m:
+            m.setattr(recommender_module, "merge_in_turn", _reference_merge)
+            slow = Recommender(index, catalog, params=params)
+            for (p, k, seen, seed), expected in zip(requests, results, strict=True):
+                got = slow.recommend(p, k, rng=np.random.default_rng(seed), exclude_item_ids=seen)
+                assert got == expected
+                assert not seen & set(got.item_ids.tolist())
 
 
 def test_shipped_default_strategy_on_a_default_profile(topics: ItemCatalog,

@@ -28,7 +28,12 @@ from pinnersage.retrieval.index import (
     read_manifest,
     recall_at_k,
 )
-from pinnersage.retrieval.recommender import Candidate, Recommender, popular_items
+from pinnersage.retrieval.recommender import (
+    Candidate,
+    Recommendations,
+    Recommender,
+    popular_items,
+)
 from pinnersage.retrieval.refine import (
     RefineReport,
     near_duplicates,
@@ -49,6 +54,7 @@ __all__ = [
     "NeighborCache",
     "NeighborList",
     "Neighbors",
+    "Recommendations",
     "Recommender",
     "RedisCache",
     "RefineReport",

@@ -13,11 +13,10 @@ stale neighbours. Two stores share one interface:
 Both count hits and misses (:meth:`NeighborCache.stats`). A cached value is a
 :class:`NeighborList`: catalog rows and cosine scores, best first.
 
-Memory: an in-process entry holds its rows and scores (12 bytes a neighbour) and, once a
-recommender has used it, the ready-made candidates (about 160 bytes a neighbour), so about
-28 KB for the paper's 133 neighbours (fetched 167 deep): the default 20,000 entries take about
-0.6 GB, 100,000 about 2.8 GB. Size
-``IndexParams.cache_size`` to the memory of a serving replica.
+Memory: an in-process entry holds its rows and scores (12 bytes a neighbour) and about 200 bytes
+of Python objects, so about 2.2 KB for the paper's 133 neighbours (fetched 167 deep): the
+default 20,000 entries take about 45 MB, 1,000,000 about 2.2 GB. Size ``IndexParams.cache_size``
+to the memory of a serving replica.
 """
 
 from __future__ import annotations
@@ -40,18 +39,13 @@ CacheKey = tuple[Any, int, str]
 
 
 class NeighborList:
-    """The ``k`` nearest catalog rows of one query and their cosine scores, best first.
+    """The ``k`` nearest catalog rows of one query and their cosine scores, best first."""
 
-    ``memo`` is free for the recommender to keep per-entry derived values (its candidates), so a
-    warm in-process hit costs no allocation; it is not serialised.
-    """
-
-    __slots__ = ("memo", "rows", "scores")
+    __slots__ = ("rows", "scores")
 
     def __init__(self, rows: npt.NDArray[np.int64], scores: npt.NDArray[np.float32]) -> None:
         self.rows = rows
         self.scores = scores
-        self.memo: Any = None
 
     def __len__(self) -> int:
         return int(self.rows.shape[0])

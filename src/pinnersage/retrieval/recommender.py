@@ -47,10 +47,9 @@ the excluded items, with ``source = "popular"``; without them it returns an empt
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from itertools import repeat
-from operator import itemgetter
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -61,13 +60,14 @@ from pinnersage.errors import ConfigError, EmbeddingVersionMismatchError
 from pinnersage.params import RetrievalParams
 from pinnersage.retrieval.cache import LruCache, NeighborCache, NeighborList
 from pinnersage.retrieval.index import AnnIndex, check_k, check_queries
+from pinnersage.retrieval.merge import merge_in_turn
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from pinnersage.catalog import ItemCatalog
 
-__all__ = ["Candidate", "Recommender", "budget_split", "popular_items"]
+__all__ = ["Candidate", "Recommendations", "Recommender", "budget_split", "popular_items"]
 
 
 class Candidate(NamedTuple):
@@ -93,6 +93,100 @@ class Candidate(NamedTuple):
 _make = tuple.__new__
 
 
+class Recommendations(Sequence[Candidate]):
+    """A request's candidates, best score first: a sequence of :class:`Candidate`, held as arrays.
+
+    Iterate, index or compare it like a list of candidates (``list(recs)`` or
+    :meth:`to_list` gives one); the :class:`Candidate` records are built on first use, so a
+    caller that reads the arrays (``item_ids``, ``scores``, ``source_item_ids``, ``sources``)
+    never pays for them. Slicing gives a shorter ``Recommendations``; :meth:`to_frame` a pandas
+    frame. Immutable; equal to any sequence of the same candidates.
+    """
+
+    __slots__ = ("_list", "_meta", "_origin", "item_ids", "scores")
+
+    def __init__(self, item_ids: npt.NDArray[Any], scores: npt.NDArray[np.floating[Any]],
+                 origin: npt.NDArray[np.int64],
+                 meta: Sequence[tuple[ItemId | None, str]]) -> None:
+        #: The candidates' item ids (int64 or str objects, as the catalog's).
+        self.item_ids = item_ids
+        #: Their scores (cosine similarity to the query of their source; see Candidate.score).
+        self.scores = scores
+        self._origin = origin
+        self._meta = tuple(meta)
+        self._list: list[Candidate] | None = None
+        for a in (item_ids, scores, origin):
+            a.flags.writeable = False
+
+    @property
+    def source_item_ids(self) -> npt.NDArray[Any]:
+        """The medoid each candidate came from (None for decay-average and popular ones)."""
+        out = np.empty(len(self), dtype=object)
+        out[:] = [self._meta[o][0] for o in self._origin.tolist()]
+        return out
+
+    @property
+    def sources(self) -> npt.NDArray[Any]:
+        """Each candidate's source kind (``"medoid"``, ``"centroid"``, ...)."""
+        out = np.empty(len(self), dtype=object)
+        out[:] = [self._meta[o][1] for o in self._origin.tolist()]
+        return out
+
+    def to_list(self) -> list[Candidate]:
+        """The candidates as a new list of :class:`Candidate`."""
+        if self._list is None:
+            meta, origin = self._meta, self._origin.tolist()
+            self._list = list(map(_make, repeat(Candidate), zip(
+                self.item_ids.tolist(), self.scores.tolist(), [meta[o][0] for o in origin],
+                [meta[o][1] for o in origin], strict=True)))
+        return list(self._list)
+
+    def to_frame(self) -> pd.DataFrame:
+        """A pandas frame with columns ``item_id``, ``score``, ``source_item_id``, ``source``."""
+        import pandas as pd
+
+        return pd.DataFrame({"item_id": self.item_ids, "score": self.scores,
+                             "source_item_id": self.source_item_ids, "source": self.sources})
+
+    def __len__(self) -> int:
+        return int(self.item_ids.shape[0])
+
+    @overload
+    def __getitem__(self, i: int) -> Candidate: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Recommendations: ...
+
+    def __getitem__(self, i: int | slice) -> Candidate | Recommendations:
+        if isinstance(i, slice):
+            return Recommendations(self.item_ids[i], self.scores[i], self._origin[i], self._meta)
+        if self._list is not None:
+            return self._list[i]
+        j = range(len(self))[i]  # IndexError and negative indices as a list's
+        medoid, kind = self._meta[int(self._origin[j])]
+        return Candidate(self.item_ids[j].item() if isinstance(self.item_ids[j], np.generic)
+                         else self.item_ids[j], float(self.scores[j]), medoid, kind)
+
+    def __iter__(self) -> Iterator[Candidate]:
+        if self._list is None:
+            self.to_list()
+        return iter(cast(list[Candidate], self._list))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Recommendations):
+            return self.to_list() == other.to_list()
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            return self.to_list() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        head = ", ".join(repr(c) for c in self[:3])
+        more = f", ... ({len(self)} in all)" if len(self) > 3 else ""
+        return f"Recommendations([{head}{more}])"
+
+
 class _Source:
     """One query of a request (internal)."""
 
@@ -107,36 +201,6 @@ class _Source:
         self.vector = vector
         self.cacheable = kind == "medoid"
         self.lst: NeighborList | None = None
-
-
-class _Memo:
-    """Python-side views of one neighbour list, kept with it (internal): its ids, the position
-    of each id, and its candidates, built on demand from the top (a request rarely reads past
-    its quota, so the tail is usually never built)."""
-
-    __slots__ = ("candidates", "ids", "position", "scores")
-
-    def __init__(self, ids: list[Any], scores: list[float] | None = None) -> None:
-        self.ids = ids
-        self.scores = scores
-        self.position: dict[Any, int] | None = None
-        self.candidates: list[Candidate] = []
-
-    def where(self, items: set[Any]) -> list[int]:
-        """Positions of the list's items that are in ``items``, ascending."""
-        hits = items.intersection(self.ids)
-        if not hits:
-            return []
-        if len(hits) <= 8:  # a few: C-level scans of the list
-            return sorted([self.ids.index(h) for h in hits])
-        if self.position is None:
-            self.position = dict(zip(self.ids, range(len(self.ids)), strict=True))
-        position = self.position
-        return sorted([position[h] for h in hits])
-
-
-#: The score of a candidate, its sort key.
-_score = itemgetter(1)
 
 
 def _first_depth(quota: int) -> int:
@@ -211,7 +275,15 @@ class Recommender:
                                      else LruCache(index.params.cache_size))
         self.popular_item_ids: tuple[ItemId, ...] = (
             () if popular_item_ids is None else tuple(np.asarray(popular_item_ids).tolist()))
+        popular = np.empty(len(self.popular_item_ids), dtype=object)
+        popular[:] = self.popular_item_ids
+        if all(isinstance(i, int) for i in self.popular_item_ids):
+            popular = popular.astype(np.int64)
+        self._popular_ids = popular
         self._ids = catalog.item_ids
+        #: The merge's keys are item ids for an integer catalog, catalog rows otherwise.
+        self._int_keys = catalog.int_ids
+        self._id_keys = self._ids if self._int_keys else np.zeros(0, np.int64)
         self._n = len(index)
         self._version = index.index_version
 
@@ -223,7 +295,7 @@ class Recommender:
 
     def recommend(self, profile: InterestProfile, k: int | None = None, *,
                   rng: np.random.Generator | None,
-                  exclude_item_ids: Collection[ItemId] | None = None) -> list[Candidate]:
+                  exclude_item_ids: Collection[ItemId] | None = None) -> Recommendations:
         """Up to ``k`` candidates for one user, best score first.
 
         Parameters
@@ -241,10 +313,11 @@ class Recommender:
 
         Returns
         -------
-        list of Candidate
-            ``k`` candidates when the index holds that many unseen items (fewer otherwise), each
-            with its score and the medoid it came from. See the module docstring for the budget
-            and merge rules.
+        Recommendations
+            A sequence of :class:`Candidate`, best first, also readable as arrays: ``k``
+            candidates when the index holds that many unseen items (fewer otherwise), each with
+            its score and the medoid it came from. See the module docstring for the budget and
+            merge rules.
 
         Raises
         ------
@@ -256,17 +329,14 @@ class Recommender:
         """
         p = self.params
         k = p.candidates if k is None else check_k(k)
-        excluded: set[Any] | None = None
-        if p.exclude_seen and exclude_item_ids is not None and len(exclude_item_ids):
-            excluded = (exclude_item_ids if isinstance(exclude_item_ids, set | frozenset)
-                        else set(np.asarray(exclude_item_ids).tolist()
-                                 if isinstance(exclude_item_ids, np.ndarray)
-                                 else exclude_item_ids))  # type: ignore[assignment]
+        exclude = (exclude_item_ids if p.exclude_seen and exclude_item_ids is not None
+                   and len(exclude_item_ids) else None)
         if not profile.clusters:
-            return self._popular(k, excluded)
+            return self._popular(k, exclude)
         chosen = self._choose(profile, rng)
         sources = self._sources(profile, chosen, k)
-        return self._retrieve(sources, k, excluded)
+        excluded = _NOTHING if exclude is None else self._excluded_keys(exclude)
+        return self._retrieve(sources, excluded)
 
     def _choose(self, profile: InterestProfile, rng: np.random.Generator | None
                 ) -> tuple[InterestCluster, ...]:
@@ -336,157 +406,85 @@ class Recommender:
             return
         medoid_rows = [s for s in todo if s.cacheable]
         others = [s for s in todo if not s.cacheable]
-        # row() per id: cheaper than one rows() call for a handful of ids
-        row = self.catalog.row
-        queries = self.catalog.vectors.take([row(s.medoid) for s in medoid_rows], axis=0)
+        queries = self.catalog.vectors.take(self._rows([s.medoid for s in medoid_rows]), axis=0)
         if others:
             extra = np.stack([cast(np.ndarray, s.vector) for s in others])
             queries = np.concatenate([queries, extra])
         order = medoid_rows + others
         deepest = max(s.depth for s in order)
         found_rows, found_scores = self.index.search_rows(queries, deepest)
-        # the Python views of the new lists, converted in one go (one call per array, not per
-        # list: a cold request's conversions run with caches the index search just flushed)
-        found_ids = self._ids[found_rows].tolist()
-        found_floats = found_scores.tolist()
         store = []
         for i, s in enumerate(order):
             lst = NeighborList(found_rows[i, : s.depth], found_scores[i, : s.depth])
-            ids = found_ids[i]
-            floats = found_floats[i]
-            if len(ids) > s.depth:
-                del ids[s.depth :], floats[s.depth :]
-            lst.memo = _Memo(ids, floats)
             s.lst = lst
             if s.cacheable:
                 store.append(((s.medoid, s.depth, self._version), lst))
         if store:
             self.cache.put_many(store)
 
-    # -- merging -------------------------------------------------------------------------------
+    def _rows(self, medoids: list[ItemId | None]) -> npt.NDArray[np.int64] | list[int]:
+        """Catalog rows of medoid ids; UnknownItemError for an id not in the catalog."""
+        if self._int_keys:
+            keys = np.array(medoids)
+            if keys.dtype.kind in "iu":
+                rows = self.catalog.rows_of_ints(keys.astype(np.int64, copy=False))
+                if -1 not in rows.tolist():
+                    return rows
+        return [self.catalog.row(m) for m in medoids]  # its error names the first unknown id
 
-    def _retrieve(self, sources: list[_Source], k: int, excluded: set[Any] | None
-                  ) -> list[Candidate]:
+    # -- merging -----------------------------------------------------------------------------
+
+    def _excluded_keys(self, exclude: Collection[Any]) -> npt.NDArray[np.int64]:
+        """The merge's keys of the excluded items; items not in the catalog are dropped."""
+        if self._int_keys:
+            arr = exclude if isinstance(exclude, np.ndarray) else np.array(list(exclude))
+            if arr.dtype.kind in "iu":
+                return arr.astype(np.int64, copy=False).reshape(-1)
+        rows = self.catalog.rows(exclude if isinstance(exclude, np.ndarray) else list(exclude),
+                                 missing="mask")
+        rows = rows[rows >= 0]
+        return self._ids[rows] if self._int_keys else rows
+
+    def _retrieve(self, sources: list[_Source], excluded: npt.NDArray[np.int64]
+                  ) -> Recommendations:
+        """Fetch the sources' lists and merge them (:func:`merge_in_turn`): each source in turn
+        takes its best ``quota`` items that are neither excluded nor taken by an earlier source;
+        a list that runs short is fetched twice as deep (until the index is read to its end) and
+        the merge run again, so the result does not depend on how deep lists were first
+        fetched."""
         self._fetch(sources)
-        fast = self._merge_simple(sources, excluded)
-        if fast is not None:
-            return fast
-        return self._merge_in_turn(sources, excluded)
-
-    def _merge_in_turn(self, sources: list[_Source], excluded: set[Any] | None
-                       ) -> list[Candidate]:
-        """The general merge: each source in turn (clusters in the order chosen, then the
-        decay-average query) takes its best ``quota`` items that are neither excluded nor taken
-        by an earlier source, its list fetched twice as deep while it is short and the index not
-        read to the end. The result does not depend on how deep the lists were first fetched.
-        """
         n = self._n
-        taken: set[Any] = set()
-        picks: list[list[int]] = []
-        for s in sources:
-            got: list[int] = []
-            while True:
-                ids = self._memo(s).ids
-                for pos, item in enumerate(ids):
-                    if item in taken or (excluded is not None and item in excluded):
-                        continue
-                    got.append(pos)
-                    taken.add(item)
-                    if len(got) == s.quota:
-                        break
-                if len(got) == s.quota or s.depth >= n:
-                    break
-                for pos in got:  # rescan the deeper list from its top (an approximate index
-                    taken.discard(ids[pos])  # may order it differently)
-                got = []
-                s.depth = min(n, 2 * s.depth)
-                s.lst = None
-                self._fetch([s])
-            picks.append(got)
-        positions: list[int] = []
-        offset = 0
-        for s, got in zip(sources, picks, strict=True):
-            positions += [offset + pos for pos in got]
-            offset += len(cast(NeighborList, s.lst))
-        chosen = np.array(positions, dtype=np.int64)
-        scores = np.concatenate([cast(NeighborList, s.lst).scores for s in sources])
-        chosen = chosen[np.argsort(-scores[chosen], kind="stable")]  # ties: source order
-        return self._candidates(sources, chosen)
+        while True:
+            lists = [cast(NeighborList, s.lst) for s in sources]
+            plan = np.array([[s.quota for s in sources], [s.depth >= n for s in sources]],
+                            np.int64)
+            keys, scores, origin, short = merge_in_turn(
+                [lst.rows for lst in lists], [lst.scores for lst in lists], self._id_keys, plan,
+                excluded)
+            if short < 0:
+                break
+            s = sources[short]
+            s.depth = min(n, 2 * s.depth)
+            s.lst = None
+            self._fetch([s])
+        return Recommendations(keys if self._int_keys else self._ids[keys], scores, origin,
+                               [(s.medoid, s.kind) for s in sources])
 
-    def _merge_simple(self, sources: list[_Source], excluded: set[Any] | None
-                      ) -> list[Candidate] | None:
-        """The merge when no item is in two lists and every list fills its quota (the usual
-        case): each source's first ``quota`` unexcluded items, by score. None otherwise.
+    def _popular(self, k: int, exclude: Collection[Any] | None) -> Recommendations:
+        ids = self._popular_ids
+        if exclude is not None and len(ids):
+            excluded = exclude if isinstance(exclude, set | frozenset) else set(
+                np.asarray(exclude).tolist() if isinstance(exclude, np.ndarray) else exclude)
+            keep = [i not in excluded for i in self.popular_item_ids]
+            ids = ids[np.array(keep, dtype=bool)]
+        ids = ids[:k]
+        total = max(len(self.popular_item_ids), 1)
+        scores = 1.0 - np.arange(len(ids), dtype=np.float64) / total
+        return Recommendations(ids, scores, np.zeros(len(ids), np.int64), [(None, "popular")])
 
-        Same result as the general merge :meth:`_merge_in_turn` (the tests check both paths),
-        with no array operation past the duplicate check: this is the request's hot path. The
-        lists are each sorted by score, so the final sort merges presorted runs.
-        """
-        lists = [cast(NeighborList, s.lst) for s in sources]
-        if len(lists) > 1:
-            every = np.concatenate([lst.rows for lst in lists])
-            every.sort()
-            if (every[1:] == every[:-1]).any():
-                return None
-        merged: list[Candidate] = []
-        for s, lst in zip(sources, lists, strict=True):
-            memo = self._memo(s)
-            dropped = memo.where(excluded) if excluded else []
-            limit = s.quota
-            for pos in dropped:  # a dropped item inside the window widens it
-                if pos < limit:
-                    limit += 1
-            if limit > len(lst):
-                return None  # short: the general merge fetches deeper
-            window = self._built(s, memo, limit)[:limit]
-            for pos in reversed(dropped):
-                if pos < limit:
-                    del window[pos]
-            merged += window
-        merged.sort(key=_score, reverse=True)  # stable: ties keep source order
-        return merged
 
-    def _candidates(self, sources: list[_Source], chosen: npt.NDArray[np.int64]
-                    ) -> list[Candidate]:
-        """The candidates at positions ``chosen`` of the concatenated lists."""
-        built: list[Candidate] = []
-        for s in sources:
-            built += self._built(s, self._memo(s), len(cast(NeighborList, s.lst)))
-        if chosen.shape[0] <= 1:
-            return [built[j] for j in chosen.tolist()]
-        return list(itemgetter(*chosen.tolist())(built))
-
-    def _memo(self, s: _Source) -> _Memo:
-        """The ids of a source's list, built once and kept with the list (so with the cache
-        entry: a warm in-process hit converts nothing)."""
-        lst = cast(NeighborList, s.lst)
-        memo = lst.memo
-        if memo is None:
-            memo = lst.memo = _Memo(self._ids[lst.rows].tolist())
-        return memo
-
-    @staticmethod
-    def _built(s: _Source, memo: _Memo, upto: int) -> list[Candidate]:
-        """The memo's candidates, built at least ``upto`` deep."""
-        have = memo.candidates
-        if len(have) < upto:
-            start = len(have)
-            if memo.scores is None:
-                memo.scores = cast(NeighborList, s.lst).scores.tolist()
-            have += map(_make, repeat(Candidate), zip(
-                memo.ids[start:upto], memo.scores[start:upto], repeat(s.medoid),
-                repeat(s.kind)))
-        return have
-
-    def _popular(self, k: int, excluded: set[Any] | None) -> list[Candidate]:
-        ids = self.popular_item_ids
-        if excluded:
-            ids = tuple(i for i in ids if i not in excluded)
-        total = len(self.popular_item_ids)
-        out = []
-        for rank, item in enumerate(ids[:k]):
-            out.append(Candidate(item, 1.0 - rank / max(total, 1), None, "popular"))
-        return out
+#: No excluded item.
+_NOTHING = np.zeros(0, np.int64)
 
 
 def _sample_clusters(clusters: tuple[InterestCluster, ...], e: int,
