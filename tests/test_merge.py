@@ -17,7 +17,9 @@ def _case(rng: np.random.Generator, by_id: bool) -> tuple[
         n = int(rng.integers(0, 30))
         rows.append(rng.choice(N_ROWS, size=n, replace=False).astype(np.int64))
         # few distinct scores: ties between and within lists
-        scores.append(np.sort((rng.integers(0, 6, size=n) / 5).astype(np.float32))[::-1].copy())
+        drawn = (rng.integers(0, 6, size=n) / 5).astype(np.float32)
+        # best first, as an index returns them; sometimes not (the merge then sorts)
+        scores.append(drawn if rng.random() < 0.1 else np.sort(drawn)[::-1].copy())
         quotas.append(int(rng.integers(0, 12)))
         complete.append(bool(rng.random() < 0.7))
     ids = (rng.choice(np.arange(-50, 50) * 9_999_991, size=N_ROWS, replace=False)  # any int64

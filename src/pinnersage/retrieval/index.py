@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pinnersage.errors import (
+    ConfigError,
     CorruptArtifactError,
     DimensionMismatchError,
     EmbeddingVersionMismatchError,
@@ -318,8 +319,6 @@ def open_index(path: str | Path, catalog: ItemCatalog | None = None) -> AnnIndex
 
 def check_k(k: object) -> int:
     """``k`` as an int >= 1, else :class:`~pinnersage.errors.ConfigError`."""
-    from pinnersage.errors import ConfigError
-
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise ConfigError(f"k must be an integer >= 1, got {k!r}")
     return int(k)

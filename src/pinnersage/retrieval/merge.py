@@ -6,14 +6,14 @@ source. The candidates are then ordered by score, best first; ties keep source o
 order. :mod:`pinnersage.retrieval.recommender` documents the rules; this module only runs them.
 
 :func:`merge_in_turn` is the request's hot path: one compiled pass with an open-addressing hash
-set of the excluded and taken keys, and a stable sort of the picks. :func:`merge_in_turn_reference`
-is its slow twin in plain Python, the oracle of the parity tests.
+set of the excluded and taken keys, then a merge of the sources' picks (each a run sorted best
+first, as an index returns its lists; a stable sort when a list is not).
+:func:`merge_in_turn_reference` is its slow twin in plain Python, the oracle of the parity tests.
 
 The lists hold catalog rows. Items are compared by key: the item id when ``ids`` (the catalog's
 integer ids, row -> id) is given, the row otherwise (the recommender then maps the excluded ids
-to rows). Source ``s``'s list is
-``rows[s]``, ``scores[s]``; ``plan[0, s]`` is its quota and ``plan[1, s]`` is 1 when the list
-holds the whole index (it cannot be fetched deeper).
+to rows). Source ``s``'s list is ``rows[s]``, ``scores[s]``; ``plan[0, s]`` is its quota and
+``plan[1, s]`` is 1 when the list holds the whole index (it cannot be fetched deeper).
 """
 
 from __future__ import annotations
@@ -53,9 +53,11 @@ def _merge(rows: tuple[npt.NDArray[np.int64], ...], scores: tuple[npt.NDArray[np
         for pos in range(lst.shape[0]):
             all_keys[at + pos] = ids[lst[pos]] if by_id else lst[pos]
         at += lst.shape[0]
+    n_sources = plan.shape[1]
     keys = np.empty(total, np.int64)
     got_scores = np.empty(total, np.float32)
-    origin = np.empty(total, np.int64)
+    run_end = np.empty(n_sources, np.int64)  # source s's picks end at run_end[s]
+    runs_sorted = True
     count = 0
     at = 0
     s = 0
@@ -70,17 +72,45 @@ def _merge(rows: tuple[npt.NDArray[np.int64], ...], scores: tuple[npt.NDArray[np
                     continue
                 keys[count] = key
                 got_scores[count] = lst_scores[pos]
-                origin[count] = s
+                if got and got_scores[count] > got_scores[count - 1]:
+                    runs_sorted = False
                 count += 1
                 got += 1
                 if got == want:
                     break
         if got < want and plan[1, s] == 0:
-            return keys[:0], got_scores[:0], origin[:0], np.int64(s)
+            return keys[:0], got_scores[:0], keys[:0], np.int64(s)
+        run_end[s] = count
         at += lst.shape[0]
         s += 1
-    order = np.argsort(-got_scores[:count], kind="mergesort")  # stable: ties keep source order
-    return keys[order], got_scores[order], origin[order], np.int64(-1)
+    if not runs_sorted:  # lists not best first: a stable sort (ties keep source order)
+        origin = np.empty(count, np.int64)
+        start = 0
+        for s in range(n_sources):
+            origin[start:run_end[s]] = s
+            start = run_end[s]
+        order = np.argsort(-got_scores[:count], kind="mergesort")
+        return keys[order], got_scores[order], origin[order], np.int64(-1)
+    # each source's picks are a run sorted best first: merge the runs (ties: earlier source)
+    head = np.empty(n_sources, np.int64)
+    start = 0
+    for s in range(n_sources):
+        head[s] = start
+        start = run_end[s]
+    out_keys = np.empty(count, np.int64)
+    out_scores = np.empty(count, np.float32)
+    out_origin = np.empty(count, np.int64)
+    for i in range(count):
+        best = -1
+        for s in range(n_sources):
+            if head[s] < run_end[s] and (best < 0 or got_scores[head[s]] > got_scores[head[best]]):
+                best = s
+        j = head[best]
+        out_keys[i] = keys[j]
+        out_scores[i] = got_scores[j]
+        out_origin[i] = best
+        head[best] = j + 1
+    return out_keys, out_scores, out_origin, np.int64(-1)
 
 
 def merge_in_turn(rows: Sequence[npt.NDArray[np.int64]], scores: Sequence[npt.NDArray[np.float32]],
