@@ -37,11 +37,13 @@ again twice as deep (each list is first fetched ``quota + 25%`` deep, the decay 
 ``k + 25%``, since it may have to skip every cluster's items), until the quota is met or the whole
 index was read, so the user gets ``k`` candidates whenever the index holds that many unseen items.
 The result does not depend on those depths. Candidates are returned best score first (the score
-of the source that took them; ties: source order).
+of the source that took them; ties: source order, then list order), as a :class:`Recommendations`:
+arrays, and a sequence of :class:`Candidate` records built on first use. The merge itself is
+compiled (:mod:`pinnersage.retrieval.merge`).
 
 An empty profile (no clusters: a new user, or every action a dropped singleton) falls back to
 ``popular_item_ids`` given to the recommender (see :func:`popular_items`), in their order, minus
-the excluded items, with ``source = "popular"``; without them it returns an empty list.
+the excluded items, with ``source = "popular"``; without them the answer is empty.
 """
 
 from __future__ import annotations
