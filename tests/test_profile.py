@@ -399,3 +399,19 @@ def test_items_clustered_once_with_their_multiplicity(seed: int) -> None:
         slow, c_slow = cluster_labels(items[rows], params)
         assert c_fast == c_slow
         assert np.array_equal(fast, slow)
+
+
+def test_clusters_built_without_init_equal_the_dataclass() -> None:
+    """build_profile builds InterestCluster through the slots' setters: the same objects."""
+    import dataclasses
+    import pickle
+
+    from pinnersage.core.profile import InterestCluster, _cluster
+
+    fast, slow = _cluster("a", 1.5, 3, 10.0), InterestCluster("a", 1.5, 3, 10.0)
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    assert fast.centroid is None and pickle.loads(pickle.dumps(fast)) == slow
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.size = 4  # type: ignore[misc]
+    cent = np.ones(2, np.float32)
+    assert _cluster("a", 1.5, 3, 10.0, cent).centroid is cent
