@@ -290,3 +290,24 @@ def test_merges_above_alpha_are_never_made(seed: int) -> None:
             want, c_want = _cut_rows(*full, alpha, keep)
             assert c_got == c_want
             np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("n", [700, 1500])
+def test_chain_cut_at_alpha_on_many_interests(n: int) -> None:
+    """Many well-separated groups (the chain finishes each before the next, clusters retire by
+    the hundred, rows are compacted): the merges at or below α and the partition are the whole
+    tree's, and SciPy's."""
+    from pinnersage.core.ward import _cut_rows, _gram, _ward_tree
+
+    rng = np.random.default_rng(n)
+    centres = rng.normal(size=(n // 25, 16))
+    x = centres[rng.integers(0, centres.shape[0], n)] + 0.08 * rng.normal(size=(n, 16))
+    full = _ward_tree(x, _gram(x).copy(), np.ones(n), np.inf)
+    heights = np.sort(full[2])
+    alpha = alpha_away_from_heights(heights, rng)
+    cut = _ward_tree(x, _gram(x).copy(), np.ones(n), alpha)
+    np.testing.assert_allclose(np.sort(cut[2]), heights[heights <= alpha], rtol=1e-12)
+    got, _ = _cut_rows(*cut, alpha, True)
+    want = fcluster(linkage(x, "ward"), t=np.sqrt(alpha), criterion="distance")
+    np.testing.assert_array_equal(co_membership(got), co_membership(want))
+    assert 0 < (heights <= alpha).sum() < n - 1

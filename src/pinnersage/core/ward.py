@@ -137,6 +137,7 @@ def _replay(
     nn_ok: np.ndarray,
     cur: int,
     recip: np.ndarray,
+    dead: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
     """Bring row k up to date: apply Eq. 1 for every merge made since it was last written.
 
@@ -145,6 +146,11 @@ def _replay(
     nearer than the nearer of its parts; the cache dies only when the neighbour itself took
     part in a merge (a new entry equal to the cached distance at a lower slot takes its place,
     as a full scan would choose it). Once it is dead the rest is replayed without tracking.
+
+    A merge whose cluster has since retired (``dead[t]``) is not computed: its two slots are set
+    to inf. A retired cluster is beyond α from every cluster, now and after any later merge
+    (reducibility), so its entries never decide a merge at or below α, and a row that finds no
+    cluster within α retires whatever the values beyond α are.
     """
     ok = nn_ok[k]
     j = nn[k]
@@ -168,6 +174,15 @@ def _replay(
         if a0 + a1 + a2 + a3 == -1.0:  # never true (rows hold no negative entry): keeps reads
             row[0] = a0
     while ok and t < upto:
+        if dead[t]:  # its cluster retired: both slots just read as inf from now on
+            a = slots[t, 0]
+            b = slots[t, 1]
+            row[a] = np.inf
+            row[b] = np.inf
+            if a == j or b == j:
+                ok = False
+            t += 1
+            continue
         a, b, v = _replay_one(row, slots, log, t, nk, recip)
         if a == j or b == j:
             ok = False
@@ -176,7 +191,11 @@ def _replay(
             dj = v
         t += 1
     while t < upto:
-        _replay_one(row, slots, log, t, nk, recip)
+        if dead[t]:
+            row[slots[t, 0]] = np.inf
+            row[slots[t, 1]] = np.inf
+        else:
+            _replay_one(row, slots, log, t, nk, recip)
         t += 1
     nn_ok[k] = ok
     nn[k] = j
@@ -200,6 +219,23 @@ def _update(
         rx[k] = ((nx + nk) * rx[k] + (ny + nk) * ry[k] - nk * d) * (1.0 / (s + nk))
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _bury(t: int, dead: np.ndarray, children: np.ndarray, stack: np.ndarray) -> None:
+    """Mark merge ``t`` (-1: none) and every merge below it as dead (its cluster retired)."""
+    if t < 0:
+        return
+    stack[0] = t
+    top = 1
+    while top:
+        top -= 1
+        t = stack[top]
+        dead[t] = True
+        for side in range(2):
+            if children[t, side] >= 0:
+                stack[top] = children[t, side]
+                top += 1
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"nnan", "nsz"})
 def _nn_chain(
     dist: np.ndarray, sizes: np.ndarray, alpha: float
@@ -212,9 +248,18 @@ def _nn_chain(
     ``alpha``, neither has any cluster of the chain (their nearest distances decrease along it),
     and by reducibility none ever will (a merged cluster is never nearer than the nearer of its
     parts), so the whole chain retires: each of its clusters is a cluster of the cut. A cluster
-    whose nearest neighbour is a retired one retires too (that neighbour is beyond ``alpha``).
-    On real histories, where many actions are singletons at the default α, a third of the
-    merges are above it, and they would be made among the most live clusters.
+    whose nearest neighbour is a retired one retires too (that neighbour is beyond ``alpha``),
+    and so does a cluster just made with nothing within ``alpha``. On real histories, where many
+    actions are singletons at the default α, a third of the merges are above it, and they would
+    be made among the most live clusters.
+
+    A new chain starts at the cluster the last merge made while it is live, else at the lowest
+    live slot: the chain finishes one group of nearby actions (one interest) before it moves to
+    the next, so that group's rows stay in the CPU caches, and when it retires, every merge of
+    it is dead for the replays below (measured: 0.87x the time of starting at the lowest slot,
+    SciPy's rule, from n = 500 to 2,000 on the benchmark's vectors). Without ties in the
+    distances any start gives the same merges (Ward is reducible); with exact ties the tree may
+    differ from SciPy's, as any tie-breaking may (identical rows are collapsed before the chain).
 
     ``dist`` holds +inf on the diagonal. Only rows are ever written: when x absorbs y, row x is
     recomputed with Eq. 1 and the merge is logged; any other row k is brought up to date lazily,
@@ -226,8 +271,8 @@ def _nn_chain(
     scans and updates cost about the number of live clusters, not n.
 
     Returned cluster ids are original rows: a merged cluster keeps the id of the chain's top.
-    Ties: the chain's previous element wins if it is among the nearest, else the lowest slot
-    (slots keep the order of ids).
+    Ties between neighbours: the chain's previous element wins if it is among the nearest, else
+    the lowest slot (slots keep the order of ids).
     """
     n = dist.shape[0]
     m = max(n - 1, 0)
@@ -248,6 +293,12 @@ def _nn_chain(
     for s_ in range(1, 2 * total + 1):
         recip[s_] = 1.0 / s_
     active = np.ones(n, np.bool_)
+    # the merges of clusters that retired (replays skip them), found through each slot's last
+    # merge and each merge's two children
+    dead = np.zeros(m, np.bool_)
+    made_by = np.full(n, -1, np.int64)
+    children = np.empty((m, 2), np.int64)
+    stack = np.empty(m + 1, np.int64)
     synced = np.zeros(n, np.int64)
     nn = np.zeros(n, np.int64)
     nn_d = np.full(n, np.inf)
@@ -257,6 +308,7 @@ def _nn_chain(
     chain = np.empty(n, np.int64)
     chain_len = 0
     first = 0
+    restart = -1  # a new chain starts at the last merged cluster while it is live
     cur = n  # slots in use
     live = n  # clusters neither merged into another nor retired
     step = 0  # merges made
@@ -281,6 +333,7 @@ def _nn_chain(
                             nn_ok,
                             cur,
                             recip,
+                            dead,
                         )
                     new_slot[s] = j
                     j += 1
@@ -299,6 +352,7 @@ def _nn_chain(
                         dst[i] = src[live_slots[i]]
                     size[j] = size[s]
                     ids[j] = ids[s]
+                    made_by[j] = made_by[s]
                     ok = nn_ok[s] and active[nn[s]]  # a retired neighbour's slot goes away
                     nn_ok[j] = ok
                     nn[j] = new_slot[nn[s]] if ok else 0
@@ -311,10 +365,14 @@ def _nn_chain(
                 active[s] = True
                 synced[s] = step
             first = 0
+            restart = -1
         if chain_len == 0:
-            while not active[first]:
-                first += 1
-            chain[0] = first
+            if restart >= 0 and active[restart]:
+                chain[0] = restart
+            else:
+                while not active[first]:
+                    first += 1
+                chain[0] = first
             chain_len = 1
         while True:
             x = chain[chain_len - 1]
@@ -333,6 +391,7 @@ def _nn_chain(
                     nn_ok,
                     cur,
                     recip,
+                    dead,
                 )
             if not nn_ok[x]:
                 nn_d[x], nn[x] = _scan(row, cur)
@@ -348,6 +407,7 @@ def _nn_chain(
             for c in range(chain_len):
                 active[chain[c]] = False
                 nn_ok[chain[c]] = False
+                _bury(made_by[chain[c]], dead, children, stack)
             live -= chain_len
             chain_len = 0
             continue
@@ -369,6 +429,7 @@ def _nn_chain(
                 nn_ok,
                 cur,
                 recip,
+                dead,
             )
         nx = size[x]
         ny = size[y]
@@ -377,6 +438,9 @@ def _nn_chain(
         height[step] = best
         slots[step, 0] = x
         slots[step, 1] = y
+        children[step, 0] = made_by[x]
+        children[step, 1] = made_by[y]
+        made_by[x] = step
         log[step, 0] = nx
         log[step, 1] = ny
         log[step, 2] = best
@@ -395,6 +459,12 @@ def _nn_chain(
         nn[x] = new_arg
         nn_d[x] = new_best
         nn_ok[x] = live > 1
+        if new_best > alpha:  # nothing within α now, so never again: retire it at once
+            active[x] = False
+            nn_ok[x] = False
+            _bury(step, dead, children, stack)
+            live -= 1
+        restart = x
         step += 1
     return left[:step], right[:step], height[:step]
 
