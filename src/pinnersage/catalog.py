@@ -373,7 +373,8 @@ class ItemCatalog:
         """Rows of integer ids, -1 where unknown: :meth:`rows` for a catalog of integer ids,
         without its conversions, from a compiled hash table of the ids.
 
-        The table is built on first use (about 1 s and 16 MB per million items) and shared by
+        The table is built on first use (about 1 s and 16 to 32 MB per million items: 8 bytes per
+        slot, at least two slots per item, a power of two) and shared by
         every later call: the request path looks up its medoids' rows with it, a few at a time.
         Returns all -1 in a catalog of string ids.
         """
