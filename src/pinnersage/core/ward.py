@@ -220,6 +220,41 @@ def _update(
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _replay_listed(
+    row: np.ndarray,
+    k: int,
+    synced: np.ndarray,
+    slots: np.ndarray,
+    log: np.ndarray,
+    nk: float,
+    upto: int,
+    nn: np.ndarray,
+    nn_d: np.ndarray,
+    nn_ok: np.ndarray,
+    recip: np.ndarray,
+    listed: np.ndarray,
+    start: int,
+) -> None:  # pragma: no cover - compiled
+    """:func:`_replay` of the merges ``listed[start:]`` only (compaction: the live merges; the
+    slots the others touch are dropped), keeping row k's cached neighbour the same way."""
+    ok = nn_ok[k]
+    j = nn[k]
+    dj = nn_d[k]
+    for i in range(start, listed.shape[0]):
+        a, b, v = _replay_one(row, slots, log, listed[i], nk, recip)
+        if ok:
+            if a == j or b == j:
+                ok = False
+            elif v < dj or (v == dj and a < j):
+                j = a
+                dj = v
+    nn_ok[k] = ok
+    nn[k] = j
+    nn_d[k] = dj
+    synced[k] = upto
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _bury(t: int, dead: np.ndarray, children: np.ndarray, stack: np.ndarray) -> None:
     """Mark merge ``t`` (-1: none) and every merge below it as dead (its cluster retired)."""
     if t < 0:
@@ -309,6 +344,7 @@ def _nn_chain(
     chain_len = 0
     first = 0
     restart = -1  # a new chain starts at the last merged cluster while it is live
+    epoch = 0  # merges before this one are in every live row (the last compaction)
     cur = n  # slots in use
     live = n  # clusters neither merged into another nor retired
     step = 0  # merges made
@@ -316,11 +352,20 @@ def _nn_chain(
         if 3 * live <= cur and live >= 32:
             # compact (when two thirds of the slots have left; measured against a half and a
             # quarter): bring every live row up to date, then move live rows/columns top-left
+            # (the merges of retired clusters only touch slots that are about to go: only the
+            # live merges since the last compaction are replayed)
+            listed = np.empty(step - epoch, np.int64)
+            count = 0
+            for t in range(epoch, step):
+                if not dead[t]:
+                    listed[count] = t
+                    count += 1
+            listed = listed[:count]
             j = 0
             for s in range(cur):
                 if active[s]:
                     if synced[s] < step:
-                        _replay(
+                        _replay_listed(
                             dist[s],
                             s,
                             synced,
@@ -331,12 +376,13 @@ def _nn_chain(
                             nn,
                             nn_d,
                             nn_ok,
-                            cur,
                             recip,
-                            dead,
+                            listed,
+                            np.searchsorted(listed, synced[s]),
                         )
                     new_slot[s] = j
                     j += 1
+            epoch = step
             live_slots = np.empty(live, np.int64)
             j = 0
             for s in range(cur):
