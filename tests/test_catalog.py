@@ -54,6 +54,8 @@ def test_lookups_coerce_key_kind(vectors: np.ndarray) -> None:
     assert cat.row(np.int64(50)) == 4
     np.testing.assert_array_equal(cat.rows([50, "10", np.int32(20)]), [4, 0, 1])
     np.testing.assert_array_equal(cat.rows(np.array([20, 99]), missing="mask"), [1, -1])
+    np.testing.assert_array_equal(cat.rows([2**70, 30], missing="mask"), [-1, 2])  # not int64
+    assert 2**70 not in cat
     np.testing.assert_array_equal(cat.vector(20), cat.vectors[1])
     scat = ItemCatalog.from_arrays(["10", "20", "a", "b", "c"], vectors)
     assert scat.row(20) == 1

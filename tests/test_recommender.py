@@ -452,6 +452,10 @@ def test_recommendations_read_as_candidates_and_as_arrays(topics: ItemCatalog,
     int_out = _rec(ExactIndex.build(int_cat, IndexParams(kind="exact")), int_cat,
                    selection="top").recommend(_profile((0, 1.0)), 5, rng=None)
     assert int_out.item_ids.dtype == np.int64
+    odd = {None, 2.5, "7", 2**70, 3}  # ids of no catalog item, or of another kind: no error
+    assert 3 not in _rec(ExactIndex.build(int_cat, IndexParams(kind="exact")), int_cat,
+                         selection="top").recommend(_profile((0, 1.0)), 5, rng=None,
+                                                    exclude_item_ids=odd).item_ids.tolist()
     assert all(type(c.item_id) is int and type(c.score) is float for c in int_out)
 
 

@@ -55,6 +55,7 @@ _UNIT_TOLERANCE = 1e-6
 _BLOCK = 65536
 
 _INT_RE = re.compile(r"^[+-]?\d+$")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _display(value: Any) -> str:
@@ -579,9 +580,10 @@ def _coerce_keys(keys: np.ndarray, int_ids: bool) -> np.ndarray:
         return keys
     out = np.empty(keys.shape[0], dtype=object)
     out[:] = [_coerce_one(k, int_ids) for k in keys.tolist()]
-    if int_ids and all(isinstance(k, int) for k in out.tolist()):
+    if int_ids and all(isinstance(k, int) and _INT64_MIN <= k <= _INT64_MAX
+                       for k in out.tolist()):
         return out.astype(np.int64)
-    return out
+    return out  # an integer outside int64 stays an object: it matches no id
 
 
 def _column_values(col: pa.ChunkedArray) -> np.ndarray:
