@@ -28,6 +28,7 @@ from pinnersage._hash import set_add, table_bits
 
 __all__ = ["merge_in_turn", "merge_in_turn_reference"]
 
+
 @njit(cache=True, nogil=True)
 def _merge(rows: tuple[npt.NDArray[np.int64], ...], scores: tuple[npt.NDArray[np.float32], ...],
            ids: npt.NDArray[np.int64], plan: npt.NDArray[np.int64],

@@ -120,27 +120,31 @@ class Recommendations(Sequence[Candidate]):
         for a in (item_ids, scores, origin):
             a.flags.writeable = False
 
+    def _source_field(self, field: int) -> list[Any]:
+        """Field ``field`` of each candidate's source: 0 its medoid, 1 its kind."""
+        meta = self._meta
+        return [meta[o][field] for o in self._origin.tolist()]
+
     @property
     def source_item_ids(self) -> npt.NDArray[Any]:
         """The medoid each candidate came from (None for decay-average and popular ones)."""
         out = np.empty(len(self), dtype=object)
-        out[:] = [self._meta[o][0] for o in self._origin.tolist()]
+        out[:] = self._source_field(0)
         return out
 
     @property
     def sources(self) -> npt.NDArray[Any]:
         """Each candidate's source kind (``"medoid"``, ``"centroid"``, ...)."""
         out = np.empty(len(self), dtype=object)
-        out[:] = [self._meta[o][1] for o in self._origin.tolist()]
+        out[:] = self._source_field(1)
         return out
 
     def to_list(self) -> list[Candidate]:
         """The candidates as a new list of :class:`Candidate`."""
         if self._list is None:
-            meta, origin = self._meta, self._origin.tolist()
             self._list = list(map(_make, repeat(Candidate), zip(
-                self.item_ids.tolist(), self.scores.tolist(), [meta[o][0] for o in origin],
-                [meta[o][1] for o in origin], strict=True)))
+                self.item_ids.tolist(), self.scores.tolist(), self._source_field(0),
+                self._source_field(1), strict=True)))
         return list(self._list)
 
     def to_frame(self) -> pd.DataFrame:
