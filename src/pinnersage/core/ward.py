@@ -34,6 +34,32 @@ _RECOMPUTE_FRACTION = 1e-4
 _MAX_ABS = MAX_ABS
 
 
+@numba.njit(cache=True, nogil=True, inline="always", error_model="numpy")
+def _fill_row(x: np.ndarray, g: np.ndarray, sq: np.ndarray, i: int) -> int:  # pragma: no cover
+    """Row i of :func:`_fill_squared_distances`; returns its exact zeros off the diagonal."""
+    n, d = x.shape
+    row = g[i]
+    si = sq[i]
+    small = 0
+    zeros = 0
+    for j in range(n):
+        v = si + sq[j] - 2.0 * row[j]
+        row[j] = v
+        small += v < _RECOMPUTE_FRACTION * (si + sq[j])
+    # the diagonal (exactly 0) was counted unless the row is the zero vector
+    if small > (1 if si > 0.0 else 0):
+        for j in range(n):
+            if j != i and row[j] < _RECOMPUTE_FRACTION * (si + sq[j]):
+                v = 0.0
+                for k in range(d):
+                    diff = x[i, k] - x[j, k]
+                    v += diff * diff
+                row[j] = v
+                zeros += v == 0.0
+    row[i] = np.inf
+    return zeros
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _fill_squared_distances(x: np.ndarray, g: np.ndarray) -> int:  # pragma: no cover - compiled
     """Turn the Gram matrix ``g = x @ x.T`` into squared Euclidean distances, in place; return
@@ -44,31 +70,85 @@ def _fill_squared_distances(x: np.ndarray, g: np.ndarray) -> int:  # pragma: no 
     diagonal is set to +inf, which the chain reads as "not a neighbour". The loop over a row is
     branch-free (it vectorises); the rare near-duplicate entries are recomputed in a second pass.
     """
-    n, d = x.shape
+    n = x.shape[0]
     sq = np.empty(n)
     for i in range(n):
         sq[i] = g[i, i]
     zeros = 0
     for i in range(n):
-        row = g[i]
-        si = sq[i]
-        small = 0
-        for j in range(n):
-            v = si + sq[j] - 2.0 * row[j]
-            row[j] = v
-            small += v < _RECOMPUTE_FRACTION * (si + sq[j])
-        # the diagonal (exactly 0) was counted unless the row is the zero vector
-        if small > (1 if si > 0.0 else 0):
-            for j in range(n):
-                if j != i and row[j] < _RECOMPUTE_FRACTION * (si + sq[j]):
-                    v = 0.0
-                    for k in range(d):
-                        diff = x[i, k] - x[j, k]
-                        v += diff * diff
-                    row[j] = v
-                    zeros += v == 0.0
-        row[i] = np.inf
+        zeros += _fill_row(x, g, sq, i)
     return zeros
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _fill_components(
+    x: np.ndarray, g: np.ndarray, alpha: float
+) -> tuple[int, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """:func:`_fill_squared_distances`, finding on the way the connected components of the graph
+    that joins the rows within ``alpha`` of each other (squared distance).
+
+    Returns the count of exact zeros, the members of every component of two rows or more,
+    grouped by component and ascending within each, and the bounds of the groups (component k
+    is ``members[bounds[k]:bounds[k + 1]]``); rows with nothing within ``alpha`` are left out.
+
+    Every merge at a Ward distance <= ``alpha`` joins two clusters of one component: Ward is
+    reducible (d(A ∪ B, C) >= min(d(A, C), d(B, C))), so the Ward distance between two
+    clusters is at least the smallest distance between their points, and the initial Ward
+    distance of two points (of multiplicities a and b, ``2ab / (a + b)`` times their squared
+    distance) is at least their squared distance. The merges of different components do not
+    touch each other's distances either, so the merges at <= ``alpha`` of the whole chain are
+    those of the chains run on each component alone (:func:`_chain_by_component`).
+
+    The rows are filled in breadth-first order: each row is searched for new members right
+    after it is filled, while it is in the CPU's caches, 32 entries at a time (a branch-free
+    count of the entries within ``alpha`` of rows not yet reached, whose entries read as +inf
+    through ``blocked``).
+    """
+    n = x.shape[0]
+    sq = np.empty(n)
+    for i in range(n):
+        sq[i] = g[i, i]
+    blocked = np.zeros(n)  # +inf once a row is reached
+    members = np.empty(n, np.int64)
+    bounds = np.empty(n + 1, np.int64)
+    bounds[0] = 0
+    n_comp = 0
+    count = 0  # members written (components of two rows or more)
+    zeros = 0
+    for s in range(n):
+        if blocked[s] != 0.0:
+            continue
+        blocked[s] = np.inf
+        start = count
+        members[count] = s
+        count += 1
+        head = start
+        while head < count:
+            i = members[head]
+            head += 1
+            zeros += _fill_row(x, g, sq, i)
+            row = g[i]
+            for base in range(0, n, _BLOCK):
+                hits = 0
+                if base + _BLOCK <= n:  # a whole block: a fixed trip count, vectorised
+                    for k in range(base, base + _BLOCK):
+                        hits += row[k] + blocked[k] <= alpha
+                else:
+                    for k in range(base, n):
+                        hits += row[k] + blocked[k] <= alpha
+                if hits:
+                    for k in range(base, min(base + _BLOCK, n)):
+                        if row[k] + blocked[k] <= alpha:
+                            blocked[k] = np.inf
+                            members[count] = k
+                            count += 1
+        if count - start == 1:  # nothing within alpha: a cluster of its own, no merge
+            count = start
+        else:
+            members[start:count].sort()
+            n_comp += 1
+            bounds[n_comp] = count
+    return zeros, members[:count], bounds[: n_comp + 1]
 
 
 _BLOCK = 32
@@ -515,6 +595,127 @@ def _nn_chain(
     return left[:step], right[:step], height[:step]
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"nnan", "nsz"})
+def _nn_chain_eager(
+    dist: np.ndarray,
+    size: np.ndarray,
+    alpha: float,
+    part: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    height: np.ndarray,
+    step: int,
+    nn: np.ndarray,
+    nn_d: np.ndarray,
+    nn_ok: np.ndarray,
+    active: np.ndarray,
+    chain: np.ndarray,
+    alive: np.ndarray,
+    where: np.ndarray,
+) -> int:  # pragma: no cover - compiled
+    """:func:`_nn_chain` for a small matrix (a component of a few dozen points), which stays in
+    the CPU's caches: each merge writes its row and, in the live rows, its column at once, so
+    no row ever waits for a replay. The same rules (chain start, ties, retirement at ``alpha``,
+    each row's cached nearest neighbour) make the same merges.
+
+    ``dist`` (c x c, +inf on the diagonal) and ``size`` (the clusters' sizes) are destroyed.
+    The merges are written to ``left``, ``right``, ``height`` from index ``step`` on, as the
+    points ``part[slot]``; returns the index after the last one. ``nn`` to ``where`` are
+    workspace of at least c entries.
+
+    Only live rows are kept up to date: a row that left (merged or retired) is never read
+    again. Retired clusters keep their columns in the live rows, updated by every merge: they
+    stay true Ward distances, all beyond ``alpha``, so a cluster whose nearest neighbour is a
+    retired one retires too.
+    """
+    c = dist.shape[0]
+    for i in range(c):
+        active[i] = True
+        nn_ok[i] = False
+        alive[i] = i
+        where[i] = i
+    live = c
+    chain_len = 0
+    first = 0
+    restart = -1
+    while live > 1:
+        if chain_len == 0:
+            if restart >= 0 and active[restart]:
+                chain[0] = restart
+            else:
+                while not active[first]:
+                    first += 1
+                chain[0] = first
+            chain_len = 1
+        while True:
+            x = chain[chain_len - 1]
+            row = dist[x]
+            if not nn_ok[x]:
+                nn_d[x], nn[x] = _scan(row, c)
+                nn_ok[x] = True
+            best = nn_d[x]
+            if best > alpha:
+                break
+            if chain_len > 1 and row[chain[chain_len - 2]] == best:
+                break
+            chain[chain_len] = nn[x]
+            chain_len += 1
+        if best > alpha:  # retire the chain (see _nn_chain)
+            for i in range(chain_len):
+                _leave(chain[i], active, nn_ok, alive, where, live)
+                live -= 1
+            chain_len = 0
+            continue
+        y = chain[chain_len - 2]
+        chain_len -= 2
+        rx = dist[x]
+        ry = dist[y]
+        nx = size[x]
+        ny = size[y]
+        left[step] = part[x]
+        right[step] = part[y]
+        height[step] = best
+        step += 1
+        _update(rx, ry, size, nx, ny, best, c)
+        rx[x] = np.inf
+        rx[y] = np.inf
+        size[x] = nx + ny
+        size[y] = 0.0
+        _leave(y, active, nn_ok, alive, where, live)
+        live -= 1
+        for i in range(live):
+            k = alive[i]
+            v = rx[k]
+            dist[k, x] = v
+            dist[k, y] = np.inf
+            if nn_ok[k]:  # the cache survives unless its neighbour took part (see _replay)
+                j = nn[k]
+                if x == j or y == j:
+                    nn_ok[k] = False
+                elif v < nn_d[k] or (v == nn_d[k] and x < j):
+                    nn[k] = x
+                    nn_d[k] = v
+        nn_d[x], nn[x] = _scan(rx, c)
+        nn_ok[x] = live > 1
+        if nn_d[x] > alpha:  # nothing within alpha now, so never again: retire it at once
+            _leave(x, active, nn_ok, alive, where, live)
+            live -= 1
+        restart = x
+    return step
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _leave(
+    s: int, active: np.ndarray, nn_ok: np.ndarray, alive: np.ndarray, where: np.ndarray, live: int
+) -> None:  # pragma: no cover - compiled
+    """Slot ``s`` leaves the ``live`` slots listed in ``alive`` (its place goes to the last)."""
+    active[s] = False
+    nn_ok[s] = False
+    last = alive[live - 1]
+    alive[where[s]] = last
+    where[last] = where[s]
+
+
 @numba.njit(cache=True, nogil=True)
 def _find(parent: np.ndarray, i: int) -> int:  # pragma: no cover - compiled
     root = i
@@ -611,6 +812,115 @@ def _collapse(
     return flat[: u * u].reshape((u, u)), size[:u].copy(), group
 
 
+#: Components up to this many points run :func:`_nn_chain_eager` (measured against the lazy
+#: chain on the benchmark's components).
+_EAGER_MAX = 96
+
+
+@numba.njit(cache=True, nogil=True)
+def _chain_by_component(
+    dist: np.ndarray, sizes: np.ndarray, alpha: float, members: np.ndarray, bounds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """:func:`_nn_chain` (its merges at distances <= ``alpha``) run on each component alone
+    (``members[bounds[k]:bounds[k + 1]]``, ascending; see :func:`_fill_components`): the same
+    merges, for the sum of the components' squared sizes instead of the whole matrix's. On
+    histories with several interests (the benchmark's, or a user's few dozen actions on each
+    of a few topics) the chain's work falls several times over, a point with nothing within
+    ``alpha`` costs nothing at all, and components of up to ``_EAGER_MAX`` points run the
+    eager chain, in the CPU's caches.
+
+    Each component's distances are gathered into a matrix of its own (rows and columns in
+    ascending order of the points, so ties between neighbours break as on the whole matrix),
+    in a scratch matrix of the second largest component's size; the largest component is
+    gathered last, in place into the top-left corner of ``dist`` (destroyed), so the memory
+    added is at most a quarter of the matrix. A component of every point runs on ``dist``
+    itself.
+    """
+    u = dist.shape[0]
+    m = max(u - 1, 0)
+    n_comp = bounds.shape[0] - 1
+    left = np.empty(m, np.int64)
+    right = np.empty(m, np.int64)
+    height = np.empty(m)
+    largest = 0
+    second = 0
+    for k in range(n_comp):
+        if bounds[k + 1] - bounds[k] > bounds[largest + 1] - bounds[largest]:
+            largest = k
+    for k in range(n_comp):
+        c = bounds[k + 1] - bounds[k]
+        if k != largest and c > second:
+            second = c
+    biggest = bounds[largest + 1] - bounds[largest] if n_comp else 0
+    scratch = np.empty(second * second if second > 2 else 0)
+    small = min(biggest, _EAGER_MAX)  # workspace of the eager chain
+    sub_sizes = np.empty(small)
+    nn = np.empty(small, np.int64)
+    nn_d = np.empty(small)
+    nn_ok = np.empty(small, np.bool_)
+    active = np.empty(small, np.bool_)
+    chain = np.empty(small, np.int64)
+    alive = np.empty(small, np.int64)
+    where = np.empty(small, np.int64)
+    flat = dist.reshape(u * u)
+    step = 0
+    for turn in range(n_comp):
+        # every other component first, then the largest (its in-place gather destroys rows)
+        k = turn if turn < largest else (turn + 1 if turn < n_comp - 1 else largest)
+        lo = bounds[k]
+        c = bounds[k + 1] - lo
+        part = members[lo : lo + c]
+        if c == 2:  # one merge, unless multiplicities put it beyond alpha
+            h2 = dist[part[0], part[1]]
+            if h2 <= alpha:
+                left[step] = part[0]
+                right[step] = part[1]
+                height[step] = h2
+                step += 1
+            continue
+        if c == u:
+            sub = dist
+        else:
+            # gather in increasing order: for the largest, into the front of dist's own memory
+            # (entry (i, j) moves from part[i] * u + part[j] >= i * c + j, never before it is
+            # read)
+            into = flat if k == largest else scratch
+            for i in range(c):
+                src = part[i] * u
+                dst = i * c
+                for j in range(c):
+                    into[dst + j] = flat[src + part[j]]
+            sub = into[: c * c].reshape((c, c))
+        if c <= _EAGER_MAX:
+            for i in range(c):
+                sub_sizes[i] = sizes[part[i]]
+            step = _nn_chain_eager(
+                sub,
+                sub_sizes[:c],
+                alpha,
+                part,
+                left,
+                right,
+                height,
+                step,
+                nn,
+                nn_d,
+                nn_ok,
+                active,
+                chain,
+                alive,
+                where,
+            )
+        else:
+            a, b, h = _nn_chain(sub, sizes[part], alpha)
+            for t in range(h.shape[0]):
+                left[step] = part[a[t]]
+                right[step] = part[b[t]]
+                height[step] = h[t]
+                step += 1
+    return left[:step], right[:step], height[:step]
+
+
 @numba.njit(cache=True, nogil=True)
 def _ward_tree(
     x: np.ndarray, g: np.ndarray, sizes: np.ndarray, alpha: float
@@ -618,12 +928,20 @@ def _ward_tree(
     """Algorithm 1's tree for a partition at thresholds up to ``alpha`` (its merges at
     distances <= ``alpha``; inf for the whole tree). ``x`` holds distinct points (or not) with
     multiplicities ``sizes`` (ones for plain rows); ``g = x @ x.T`` (destroyed) becomes the Ward
-    distances, identical rows are collapsed (:func:`_collapse`), then the chain runs. Returns the
-    merges (left, right, height) between the distinct points, their multiplicities, and the
-    distinct point of each row of ``x``; cut it with :func:`_cut_rows` at any α <= ``alpha``.
-    (``ward_merges``, which reports every merge, does not collapse.)"""
+    distances, identical rows are collapsed (:func:`_collapse`), then the chain runs on each
+    component of the points within ``alpha`` of each other (:func:`_chain_by_component`).
+    Returns the merges (left, right, height) between the distinct points, their
+    multiplicities, and the distinct point of each row of ``x``; cut it with
+    :func:`_cut_rows` at any α <= ``alpha``. (``ward_merges``, which reports every merge, does
+    not collapse.)"""
     n = x.shape[0]
-    if _fill_squared_distances(x, g) == 0:
+    if alpha == np.inf:  # the whole tree: one component
+        zeros = _fill_squared_distances(x, g)
+        members = np.arange(n)
+        bounds = np.array([0, n])
+    else:
+        zeros, members, bounds = _fill_components(x, g, alpha)
+    if zeros == 0:
         if sizes.max() > 1.0:  # points with multiplicities: Ward distances between them
             for a in range(n):
                 sa = sizes[a]
@@ -631,10 +949,32 @@ def _ward_tree(
                 for b in range(n):
                     sb = sizes[b]
                     row[b] *= 2.0 * sa * sb / (sa + sb)
-        left, right, height = _nn_chain(g, sizes, alpha)
+        left, right, height = _chain_by_component(g, sizes, alpha, members, bounds)
         return left, right, height, sizes, np.arange(n)
     dist, merged, group = _collapse(g, sizes)
-    left, right, height = _nn_chain(dist, merged, alpha)
+    # the components of the distinct points: identical rows are in one component (distance 0)
+    emitted = np.zeros(merged.shape[0], np.bool_)
+    distinct = np.empty(members.shape[0], np.int64)
+    kept = np.empty(bounds.shape[0], np.int64)
+    kept[0] = 0
+    count = 0
+    n_comp = 0
+    for k in range(bounds.shape[0] - 1):
+        start = count
+        for i in range(bounds[k], bounds[k + 1]):  # ascending rows: ascending distinct points
+            a = group[members[i]]
+            if not emitted[a]:
+                emitted[a] = True
+                distinct[count] = a
+                count += 1
+        if count - start > 1:
+            n_comp += 1
+            kept[n_comp] = count
+        else:  # copies of one point: no merge
+            count = start
+    left, right, height = _chain_by_component(
+        dist, merged, alpha, distinct[:count], kept[: n_comp + 1]
+    )
     return left, right, height, merged, group
 
 
