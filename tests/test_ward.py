@@ -311,3 +311,99 @@ def test_chain_cut_at_alpha_on_many_interests(n: int) -> None:
     want = fcluster(linkage(x, "ward"), t=np.sqrt(alpha), criterion="distance")
     np.testing.assert_array_equal(co_membership(got), co_membership(want))
     assert 0 < (heights <= alpha).sum() < n - 1
+
+
+@pytest.mark.parametrize("n", [400, 900])
+def test_chain_cut_at_alpha_on_one_long_component(n: int) -> None:
+    """A random walk: every step is within α, so all rows are one component (the lazy chain
+    runs on the whole matrix, beyond the eager chain's size), yet far-apart stretches of the
+    walk merge above α: clusters retire inside the component, and rows are compacted."""
+    from pinnersage.core.ward import _EAGER_MAX, _cut_rows, _fill_components, _gram, _ward_tree
+
+    rng = np.random.default_rng(n)
+    x = np.cumsum(0.05 * rng.normal(size=(n, 16)), axis=0)
+    full = _ward_tree(x, _gram(x).copy(), np.ones(n), np.inf)
+    heights = np.sort(full[2])
+    step = float((np.diff(x, axis=0) ** 2).sum(axis=1).max())  # every step within alpha
+    above = heights[heights > step]
+    alpha = alpha_away_from_heights(above[: above.shape[0] // 2], rng)
+    _, members, bounds = _fill_components(x, _gram(x).copy(), alpha)
+    assert np.diff(bounds).max() > _EAGER_MAX
+    cut = _ward_tree(x, _gram(x).copy(), np.ones(n), alpha)
+    np.testing.assert_allclose(np.sort(cut[2]), heights[heights <= alpha], rtol=1e-12)
+    got, c = _cut_rows(*cut, alpha, True)
+    want = fcluster(linkage(x, "ward"), t=np.sqrt(alpha), criterion="distance")
+    np.testing.assert_array_equal(co_membership(got), co_membership(want))
+    assert c > 10
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_components_are_scipys_connected_components(seed: int) -> None:
+    """The components found while the distances are filled (the slow twin: SciPy's connected
+    components of the graph of pairs within α), and the distances are the plain fill's."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from pinnersage.core.ward import _fill_components, _fill_squared_distances, _gram
+
+    rng = np.random.default_rng(3000 + seed)
+    x = random_case(rng)
+    n = x.shape[0]
+    plain = _gram(x).copy()
+    _fill_squared_distances(x, plain)
+    finite = plain[np.isfinite(plain)]  # empty for one row
+    alpha = float(np.quantile(finite, rng.uniform(0, 0.3))) if finite.size and seed % 4 else 0.0
+    g = _gram(x).copy()
+    zeros, members, bounds = _fill_components(x, g, alpha)
+    np.testing.assert_array_equal(g, plain)
+    assert zeros == int((plain == 0.0).sum())
+    _, want = connected_components(csr_matrix(plain <= alpha), directed=False)
+    got = np.full(n, -1)
+    for k in range(bounds.shape[0] - 1):
+        part = members[bounds[k] : bounds[k + 1]]
+        assert part.shape[0] >= 2 and np.all(np.diff(part) > 0)
+        got[part] = k
+    alone = np.bincount(want)[want] == 1
+    np.testing.assert_array_equal(got < 0, alone)
+    np.testing.assert_array_equal(co_membership(got[~alone]), co_membership(want[~alone]))
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_eager_chain_makes_the_lazy_chains_merges(seed: int) -> None:
+    """The eager chain (small components) against the lazy chain on the same distances and
+    multiplicities: the same merges in the same order, bit for bit (no ties in the data)."""
+    from pinnersage.core.ward import (
+        _EAGER_MAX,
+        _fill_squared_distances,
+        _gram,
+        _nn_chain,
+        _nn_chain_eager,
+    )
+
+    rng = np.random.default_rng(4000 + seed)
+    c = int(rng.integers(2, _EAGER_MAX + 1))
+    x = rng.normal(size=(c, int(rng.integers(1, 17))))
+    sizes = rng.integers(1, 4, c).astype(np.float64) if seed % 2 else np.ones(c)
+    d = _gram(x).copy()
+    _fill_squared_distances(x, d)
+    d *= 2.0 * np.outer(sizes, sizes) / np.add.outer(sizes, sizes)
+    heights = np.sort(_nn_chain(d.copy(), sizes, np.inf)[2])
+    alpha = np.inf if seed % 3 == 0 else alpha_away_from_heights(heights, rng)
+    want = _nn_chain(d.copy(), sizes.copy(), alpha)
+    part = rng.permutation(10 * c)[:c]  # merges come out as part[slot]
+    out = [np.empty(c, np.int64), np.empty(c, np.int64), np.empty(c)]
+    work = [np.empty(c, t) for t in (np.int64, np.float64, np.bool_, np.bool_, np.int64)]
+    step = _nn_chain_eager(
+        d.copy(),
+        sizes.copy(),
+        alpha,
+        part,
+        *out,
+        0,
+        *work,
+        np.empty(c, np.int64),
+        np.empty(c, np.int64),
+    )
+    np.testing.assert_array_equal(out[0][:step], part[want[0]])
+    np.testing.assert_array_equal(out[1][:step], part[want[1]])
+    np.testing.assert_array_equal(out[2][:step], want[2])
