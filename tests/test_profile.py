@@ -415,3 +415,14 @@ def test_clusters_built_without_init_equal_the_dataclass() -> None:
         fast.size = 4  # type: ignore[misc]
     cent = np.ones(2, np.float32)
     assert _cluster("a", 1.5, 3, 10.0, cent).centroid is cent
+
+
+@pytest.mark.parametrize("method", ["ward", "complete", "kmeans"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_non_finite_vectors_raise_for_every_method(method: str, bad: float, dtype: type) -> None:
+    x = np.ones((6, 3), dtype=dtype)
+    x[4, 1] = bad
+    with pytest.raises(InvalidVectorsError, match="row 4"):
+        build_profile(x, list(range(6)), np.arange(6.0), now_s=10.0,
+                      params=ProfileParams(method=method))

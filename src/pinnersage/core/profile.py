@@ -38,6 +38,7 @@ __all__ = ["InterestCluster", "InterestProfile", "ItemId", "build_profile", "clu
 ItemId = int | str
 
 _DEFAULT_PARAMS = ProfileParams()
+_FINITE = float(np.finfo(np.float64).max)  # the largest finite float64
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,31 @@ def _cluster(medoid_item_id: ItemId, importance: float, size: int, last_action_s
     _set_last(cluster, last_action_s)
     _set_centroid(cluster, centroid)
     return cluster
+
+
+_profile_slots = vars(InterestProfile)
+_set_user = _profile_slots["user_id"].__set__
+_set_as_of = _profile_slots["as_of_s"].__set__
+_set_clusters = _profile_slots["clusters"].__set__
+_set_n_actions = _profile_slots["n_actions"].__set__
+_set_decay_average = _profile_slots["decay_average"].__set__
+
+
+def _profile(
+    user_id: Any,
+    as_of_s: float,
+    clusters: tuple[InterestCluster, ...],
+    n_actions: int,
+    decay_average: npt.NDArray[np.float32] | None,
+) -> InterestProfile:
+    """``InterestProfile(...)`` through the slots' setters (see :func:`_cluster`)."""
+    profile = _new(InterestProfile)
+    _set_user(profile, user_id)
+    _set_as_of(profile, as_of_s)
+    _set_clusters(profile, clusters)
+    _set_n_actions(profile, n_actions)
+    _set_decay_average(profile, decay_average)
+    return profile
 
 
 def _canonical_labels(
@@ -237,7 +263,7 @@ def build_profile(
     # float64 rows in this thread's reusable buffer (Ward's path keeps no reference to them),
     # converted and checked in one compiled pass
     x = _rows(n, given.shape[1]) if p.method == "ward" else np.empty(given.shape)
-    x_ok, t_ok, in_order = _load(given, x, t, _MAX_ABS if p.method == "ward" else np.inf)
+    x_ok, t_ok, in_order = _load(given, x, t, _MAX_ABS if p.method == "ward" else _FINITE)
     if not (x_ok and t_ok):
         as_vectors(given, max_abs=_MAX_ABS if p.method == "ward" else None)
         as_times(t, n)  # one of them raises, naming the row
@@ -260,7 +286,7 @@ def build_profile(
         n = x.shape[0]
     decay_average = None
     if p.method == "ward":
-        c, rows, sizes, imps, lasts, centroids, avg = _ward_profile(
+        c, counts, times, vecs = _ward_profile(
             x,
             _gram(x),
             t,
@@ -268,10 +294,14 @@ def build_profile(
             float(p.decay_per_day),
             float(p.distance_threshold),
             bool(p.keep_singletons),
+            bool(p.store_centroids),
             bool(p.store_decay_average),
         )
+        rows, sizes = counts
+        imps, lasts = times
+        centroids = vecs[:c]
         if p.store_decay_average:
-            decay_average = avg.astype(np.float32)
+            decay_average = vecs[-1].astype(np.float32)
     else:
         labels, c = cluster_labels(x, p, rng)
         w = action_weights(t, now, p.decay_per_day)
@@ -282,7 +312,7 @@ def build_profile(
         if p.store_decay_average:
             decay_average = weighted_direction(w, x).astype(np.float32)
     if c == 0:
-        return InterestProfile(user_id, now, (), n, decay_average)
+        return _profile(user_id, now, (), n, decay_average)
     medoids = ids.take(rows).tolist()
     imp_list = imps.tolist()
     size_list = sizes.tolist()
@@ -292,7 +322,7 @@ def build_profile(
         clusters = tuple(map(_cluster, medoids, imp_list, size_list, last_list, cents))
     else:
         clusters = tuple(map(_cluster, medoids, imp_list, size_list, last_list))
-    return InterestProfile(user_id, now, clusters, n, decay_average)
+    return _profile(user_id, now, clusters, n, decay_average)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -300,16 +330,16 @@ def _load(
     x: np.ndarray, out: np.ndarray, t: np.ndarray, max_abs: float
 ) -> tuple[bool, bool, bool]:  # pragma: no cover - compiled
     """Copy the vectors ``x`` (float32 or float64) into ``out`` (float64) in one pass, checking
-    them on the way: are they finite with entries within ``max_abs``, the times finite, and
-    the times in order?"""
-    bad = 0
+    them on the way: are they finite with entries within ``max_abs`` (a finite bound: one
+    comparison, ``|v| <= max_abs``, is False for NaN and inf too), the times finite, and the
+    times in order?"""
+    good = 0
     for i in range(x.shape[0]):
         for k in range(x.shape[1]):  # branch-free, so it vectorises
             v = np.float64(x[i, k])
             out[i, k] = v
-            a = abs(v)
-            bad += (a != a) + (a == np.inf) + (a > max_abs)  # NaN, inf, too large
-    x_ok = bad == 0
+            good += abs(v) <= max_abs
+    x_ok = good == x.shape[0] * x.shape[1]
     t_ok = True
     in_order = True
     for i in range(t.shape[0]):
@@ -329,23 +359,36 @@ def _ward_profile(
     decay_per_day: float,
     alpha: float,
     keep_singletons: bool,
+    centroids: bool,
     decay_average: bool,
-) -> tuple[
-    int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
-]:  # pragma: no cover - compiled
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
     """Algorithm 2 with Ward, compiled end to end: distances, chain, cut, medoids, importance
     and the decay-weighted average (one call: a user's profile pays the interpreter once).
 
     ``x`` rows are in time order and checked (finite, entries within ``_MAX_ABS``),
-    ``g = x @ x.T`` (numpy's, exactly symmetric; destroyed). Returns the number of clusters and
-    per cluster, most important first (ties: label order), the medoid row, size, importance,
-    latest time and centroid; then the decay-weighted average (empty unless ``decay_average``),
-    with the arithmetic of :func:`~pinnersage.core.baselines.weighted_direction`.
+    ``g = x @ x.T`` (numpy's, exactly symmetric; destroyed). Returns the number of clusters c
+    and, per cluster, most important first (ties: label order): the medoid row and size (an
+    int64 (2, c) array), the importance and latest time (a float64 (2, c) array); then the
+    centroids (if ``centroids``) followed by the decay-weighted average (if ``decay_average``,
+    with the arithmetic of :func:`~pinnersage.core.baselines.weighted_direction`) as the rows
+    of one float64 array. Four results, not seven: each array costs the interpreter a boxing.
     """
     w = _decay_weights(t, now_s, decay_per_day)
     left, right, height, sizes, group = _ward_tree(x, g, np.ones(x.shape[0]), alpha)
     labels, c = _cut_rows(left, right, height, sizes, group, alpha, keep_singletons)
     rows, size, imp, last, centroid = _summarise(x, labels, c, t, w)
     rank = np.argsort(-imp, kind="mergesort")
-    avg = _direction(w, x) if decay_average else np.empty(0)
-    return c, rows[rank], size[rank], imp[rank], last[rank], centroid[rank], avg
+    counts = np.empty((2, c), np.int64)
+    times = np.empty((2, c))
+    for i in range(c):
+        counts[0, i] = rows[rank[i]]
+        counts[1, i] = size[rank[i]]
+        times[0, i] = imp[rank[i]]
+        times[1, i] = last[rank[i]]
+    vecs = np.empty(((c if centroids else 0) + (1 if decay_average else 0), x.shape[1]))
+    if centroids:
+        for i in range(c):
+            vecs[i] = centroid[rank[i]]
+    if decay_average:
+        vecs[-1] = _direction(w, x)
+    return c, counts, times, vecs
