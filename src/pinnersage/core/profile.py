@@ -39,6 +39,8 @@ ItemId = int | str
 
 _DEFAULT_PARAMS = ProfileParams()
 _FINITE = float(np.finfo(np.float64).max)  # the largest finite float64
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,8 +244,9 @@ def build_profile(
     p = params if params is not None else _DEFAULT_PARAMS
     try:
         given = np.asarray(vectors)
-        if given.dtype != np.float32 and given.dtype != np.float64:
-            given = np.asarray(given, dtype=np.float64)
+        dt = given.dtype  # identity first: comparing dtypes costs more than the rest here
+        if dt is not _F64 and dt is not _F32 and dt != _F64 and dt != _F32:
+            given = np.asarray(given, dtype=_F64)
     except (TypeError, ValueError):  # ragged rows, strings
         as_vectors(vectors)  # raises the typed error
         raise
@@ -251,7 +254,7 @@ def build_profile(
         as_vectors(given)  # raises the typed error
     n = given.shape[0]
     try:
-        t: npt.NDArray[np.float64] = np.asarray(timestamps_s, dtype=np.float64)
+        t: npt.NDArray[np.float64] = np.asarray(timestamps_s, dtype=_F64)
     except (TypeError, ValueError):
         as_times(timestamps_s, n)  # raises the typed error
         raise
@@ -262,10 +265,11 @@ def build_profile(
         raise DimensionMismatchError(f"item_ids must hold one id per row ({n}), got {ids.shape[0]}")
     # float64 rows in this thread's reusable buffer (Ward's path keeps no reference to them),
     # converted and checked in one compiled pass
-    x = _rows(n, given.shape[1]) if p.method == "ward" else np.empty(given.shape)
-    x_ok, t_ok, in_order = _load(given, x, t, _MAX_ABS if p.method == "ward" else _FINITE)
+    ward = p.method == "ward"
+    x = _rows(n, given.shape[1]) if ward else np.empty(given.shape)
+    x_ok, t_ok, in_order = _load(given, x, t, _MAX_ABS if ward else _FINITE)
     if not (x_ok and t_ok):
-        as_vectors(given, max_abs=_MAX_ABS if p.method == "ward" else None)
+        as_vectors(given, max_abs=_MAX_ABS if ward else None)
         as_times(t, n)  # one of them raises, naming the row
     now = float(now_s)
     if n == 0:
@@ -285,7 +289,7 @@ def build_profile(
         x, t, ids = x[cut:], t[cut:], ids[cut:]
         n = x.shape[0]
     decay_average = None
-    if p.method == "ward":
+    if ward:
         c, counts, times, vecs = _ward_profile(
             x,
             _gram(x),
@@ -297,11 +301,16 @@ def build_profile(
             bool(p.store_centroids),
             bool(p.store_decay_average),
         )
-        rows, sizes = counts
-        imps, lasts = times
-        centroids = vecs[:c]
         if p.store_decay_average:
             decay_average = vecs[-1].astype(np.float32)
+        if c == 0:
+            return _profile(user_id, now, (), n, decay_average)
+        # three conversions to Python lists (each array's boxing and tolist cost about as
+        # much as building a cluster)
+        medoids = ids.take(counts[0]).tolist()
+        size_list = counts[1].tolist()
+        imp_list, last_list = times.tolist()
+        centroids = vecs[:c]
     else:
         labels, c = cluster_labels(x, p, rng)
         w = action_weights(t, now, p.decay_per_day)
@@ -311,12 +320,12 @@ def build_profile(
         centroids = centroids[rank]
         if p.store_decay_average:
             decay_average = weighted_direction(w, x).astype(np.float32)
-    if c == 0:
-        return _profile(user_id, now, (), n, decay_average)
-    medoids = ids.take(rows).tolist()
-    imp_list = imps.tolist()
-    size_list = sizes.tolist()
-    last_list = lasts.tolist()
+        if c == 0:
+            return _profile(user_id, now, (), n, decay_average)
+        medoids = ids.take(rows).tolist()
+        imp_list = imps.tolist()
+        size_list = sizes.tolist()
+        last_list = lasts.tolist()
     if p.store_centroids:
         cents = centroids.astype(np.float32)
         clusters = tuple(map(_cluster, medoids, imp_list, size_list, last_list, cents))
@@ -338,7 +347,7 @@ def _load(
         for k in range(x.shape[1]):  # branch-free, so it vectorises
             v = np.float64(x[i, k])
             out[i, k] = v
-            good += abs(v) <= max_abs
+            good += int(abs(v) <= max_abs)
     x_ok = good == x.shape[0] * x.shape[1]
     t_ok = True
     in_order = True
