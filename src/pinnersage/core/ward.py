@@ -612,21 +612,25 @@ def _nn_chain_eager(
     chain: np.ndarray,
     alive: np.ndarray,
     where: np.ndarray,
+    stamp: np.ndarray,
+    changed: np.ndarray,
 ) -> int:  # pragma: no cover - compiled
     """:func:`_nn_chain` for a small matrix (a component of a few dozen points), which stays in
     the CPU's caches: each merge writes its row and, in the live rows, its column at once, so
-    no row ever waits for a replay. The same rules (chain start, ties, retirement at ``alpha``,
-    each row's cached nearest neighbour) make the same merges.
+    no row ever waits for a replay. The same rules (chain start, ties, retirement at ``alpha``)
+    make the same merges.
 
     ``dist`` (c x c, +inf on the diagonal) and ``size`` (the clusters' sizes) are destroyed.
     The merges are written to ``left``, ``right``, ``height`` from index ``step`` on, as the
-    points ``part[slot]``; returns the index after the last one. ``nn`` to ``where`` are
+    points ``part[slot]``; returns the index after the last one. ``nn`` to ``changed`` are
     workspace of at least c entries.
 
     Only live rows are kept up to date: a row that left (merged or retired) is never read
     again. Retired clusters keep their columns in the live rows, updated by every merge: they
     stay true Ward distances, all beyond ``alpha``, so a cluster whose nearest neighbour is a
-    retired one retires too.
+    retired one retires too. A row's cached nearest neighbour (found at time ``stamp``) stays
+    valid until that neighbour takes part in a merge (``changed``): Ward is reducible, so no
+    other merge brings a cluster nearer than it.
     """
     c = dist.shape[0]
     for i in range(c):
@@ -634,10 +638,12 @@ def _nn_chain_eager(
         nn_ok[i] = False
         alive[i] = i
         where[i] = i
+        changed[i] = 0
     live = c
     chain_len = 0
     first = 0
     restart = -1
+    clock = 1
     while live > 1:
         if chain_len == 0:
             if restart >= 0 and active[restart]:
@@ -650,9 +656,10 @@ def _nn_chain_eager(
         while True:
             x = chain[chain_len - 1]
             row = dist[x]
-            if not nn_ok[x]:
+            if not nn_ok[x] or changed[nn[x]] > stamp[x]:
                 nn_d[x], nn[x] = _scan(row, c)
                 nn_ok[x] = True
+                stamp[x] = clock
             best = nn_d[x]
             if best > alpha:
                 break
@@ -685,18 +692,14 @@ def _nn_chain_eager(
         live -= 1
         for i in range(live):
             k = alive[i]
-            v = rx[k]
-            dist[k, x] = v
+            dist[k, x] = rx[k]
             dist[k, y] = np.inf
-            if nn_ok[k]:  # the cache survives unless its neighbour took part (see _replay)
-                j = nn[k]
-                if x == j or y == j:
-                    nn_ok[k] = False
-                elif v < nn_d[k] or (v == nn_d[k] and x < j):
-                    nn[k] = x
-                    nn_d[k] = v
+        clock += 1
+        changed[x] = clock
+        changed[y] = clock
         nn_d[x], nn[x] = _scan(rx, c)
         nn_ok[x] = live > 1
+        stamp[x] = clock
         if nn_d[x] > alpha:  # nothing within alpha now, so never again: retire it at once
             _leave(x, active, nn_ok, alive, where, live)
             live -= 1
@@ -862,6 +865,8 @@ def _chain_by_component(
     chain = np.empty(small, np.int64)
     alive = np.empty(small, np.int64)
     where = np.empty(small, np.int64)
+    stamp = np.empty(small, np.int64)
+    changed = np.empty(small, np.int64)
     flat = dist.reshape(u * u)
     step = 0
     for turn in range(n_comp):
@@ -910,6 +915,8 @@ def _chain_by_component(
                 chain,
                 alive,
                 where,
+                stamp,
+                changed,
             )
         else:
             a, b, h = _nn_chain(sub, sizes[part], alpha)
