@@ -426,3 +426,19 @@ def test_non_finite_vectors_raise_for_every_method(method: str, bad: float, dtyp
     with pytest.raises(InvalidVectorsError, match="row 4"):
         build_profile(x, list(range(6)), np.arange(6.0), now_s=10.0,
                       params=ProfileParams(method=method))
+
+
+@pytest.mark.parametrize("method", ["ward", "kmeans"])
+@pytest.mark.parametrize("d", [3, 64, 257])
+def test_profile_decay_average_is_the_baselines_bit_for_bit(method: str, d: int) -> None:
+    """The Ward kernel sums ``w @ x`` on its medoids' pass; the bits are the baseline's."""
+    rng = np.random.default_rng(d)
+    x = rng.normal(size=(40, d)).astype(np.float32)
+    t = np.sort(rng.uniform(0, 50 * 86400.0, 40))
+    now = 60 * 86400.0
+    profile = build_profile(
+        x, list(range(40)), t, now_s=now, params=ProfileParams(method=method)
+    )
+    want = decay_average(x.astype(np.float64), t, now_s=now, decay_per_day=0.01)
+    assert profile.decay_average is not None
+    np.testing.assert_array_equal(profile.decay_average, want.astype(np.float32))

@@ -70,11 +70,17 @@ def _direction(w: np.ndarray, x: np.ndarray) -> np.ndarray:  # pragma: no cover 
         wi = w[i]
         for k in range(d):
             avg[k] += wi * x[i, k]
+    _normalise(avg)
+    return avg
+
+
+@numba.njit(cache=True, nogil=True)
+def _normalise(avg: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Divide ``avg`` by its L2 norm, in place (a zero vector stays zero)."""
     sq = 0.0
-    for k in range(d):
+    for k in range(avg.shape[0]):
         sq += avg[k] * avg[k]
     if sq > 0.0:
         norm = np.sqrt(sq)
-        for k in range(d):
+        for k in range(avg.shape[0]):
             avg[k] /= norm
-    return avg

@@ -34,12 +34,28 @@ def _summarise(
     x: np.ndarray, labels: np.ndarray, n_clusters: int, t: np.ndarray, w: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
     """Per cluster: medoid row (ties to the earliest row), size, importance, last time, centroid."""
+    return _summarise_into(x, labels, n_clusters, t, w, np.empty(0))
+
+
+@numba.njit(cache=True, nogil=True)
+def _summarise_into(
+    x: np.ndarray, labels: np.ndarray, n_clusters: int, t: np.ndarray, w: np.ndarray,
+    weighted: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+    """:func:`_summarise`, adding ``w @ x`` into ``weighted`` on the same pass over the rows
+    when it is not empty (row after row: the order of
+    :func:`~pinnersage.core.baselines.weighted_direction`, so the same bits)."""
     n, d = x.shape
     centroid = np.zeros((n_clusters, d))
     size = np.zeros(n_clusters, np.int64)
     imp = np.zeros(n_clusters)
     last = np.full(n_clusters, -np.inf)
+    weigh = weighted.shape[0] > 0
     for i in range(n):
+        if weigh:
+            wi = w[i]
+            for k in range(d):
+                weighted[k] += wi * x[i, k]
         c = labels[i]
         if c >= 0:
             size[c] += 1

@@ -18,9 +18,9 @@ import numpy as np
 import numpy.typing as npt
 
 from pinnersage.core._validate import as_times, as_vectors
-from pinnersage.core.baselines import _direction, weighted_direction
+from pinnersage.core.baselines import _normalise, weighted_direction
 from pinnersage.core.importance import SECONDS_PER_DAY, _decay_weights, action_weights
-from pinnersage.core.medoid import _summarise
+from pinnersage.core.medoid import _summarise, _summarise_into
 from pinnersage.core.ward import (
     _MAX_ABS,
     _cut_rows,
@@ -385,7 +385,8 @@ def _ward_profile(
     w = _decay_weights(t, now_s, decay_per_day)
     left, right, height, sizes, group = _ward_tree(x, g, np.ones(x.shape[0]), alpha)
     labels, c = _cut_rows(left, right, height, sizes, group, alpha, keep_singletons)
-    rows, size, imp, last, centroid = _summarise(x, labels, c, t, w)
+    avg = np.zeros(x.shape[1] if decay_average else 0)
+    rows, size, imp, last, centroid = _summarise_into(x, labels, c, t, w, avg)
     rank = np.argsort(-imp, kind="mergesort")
     counts = np.empty((2, c), np.int64)
     times = np.empty((2, c))
@@ -398,6 +399,7 @@ def _ward_profile(
     if centroids:
         for i in range(c):
             vecs[i] = centroid[rank[i]]
-    if decay_average:
-        vecs[-1] = _direction(w, x)
+    if decay_average:  # w @ x, summed on the medoids' pass; the arithmetic of _direction
+        _normalise(avg)
+        vecs[-1] = avg
     return c, counts, times, vecs
