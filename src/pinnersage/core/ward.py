@@ -343,6 +343,22 @@ def _replay_listed(
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _start_chain(
+    chain: np.ndarray, restart: int, active: np.ndarray, first: int
+) -> int:  # pragma: no cover - compiled
+    """Put a new chain's first cluster in ``chain[0]``: the cluster the last merge made
+    (``restart``) while it is live, else the lowest live slot at or after ``first``; returns
+    that lowest-slot cursor."""
+    if restart >= 0 and active[restart]:
+        chain[0] = restart
+    else:
+        while not active[first]:
+            first += 1
+        chain[0] = first
+    return first
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _bury(t: int, dead: np.ndarray, children: np.ndarray, stack: np.ndarray) -> None:
     """Mark merge ``t`` (-1: none) and every merge below it as dead (its cluster retired)."""
     if t < 0:
@@ -501,12 +517,7 @@ def _nn_chain(
             first = 0
             restart = -1
         if chain_len == 0:
-            if restart >= 0 and active[restart]:
-                chain[0] = restart
-            else:
-                while not active[first]:
-                    first += 1
-                chain[0] = first
+            first = _start_chain(chain, restart, active, first)
             chain_len = 1
         while True:
             x = chain[chain_len - 1]
@@ -654,12 +665,7 @@ def _nn_chain_eager(
     clock = 1
     while live > 1:
         if chain_len == 0:
-            if restart >= 0 and active[restart]:
-                chain[0] = restart
-            else:
-                while not active[first]:
-                    first += 1
-                chain[0] = first
+            first = _start_chain(chain, restart, active, first)
             chain_len = 1
         while True:
             x = chain[chain_len - 1]
