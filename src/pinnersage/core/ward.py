@@ -869,7 +869,7 @@ def _chain_by_component(
         if k != largest and c > second:
             second = c
     biggest = bounds[largest + 1] - bounds[largest] if n_comp else 0
-    scratch = np.empty(second * second if second > 2 else 0)
+    scratch = np.empty(second * second)
     small = min(biggest, _EAGER_MAX)  # workspace of the eager chain
     sub_sizes = np.empty(small)
     nn = np.empty(small, np.int64)
@@ -889,14 +889,6 @@ def _chain_by_component(
         lo = bounds[k]
         c = bounds[k + 1] - lo
         part = members[lo : lo + c]
-        if c == 2:  # one merge, unless multiplicities put it beyond alpha
-            h2 = dist[part[0], part[1]]
-            if h2 <= alpha:
-                left[step] = part[0]
-                right[step] = part[1]
-                height[step] = h2
-                step += 1
-            continue
         if c == u:
             sub = dist
         else:
