@@ -40,15 +40,17 @@ def generate(n_users: int, seed: int, folder: Path) -> dict[str, object]:
     n_topics, per_topic = 1000, 50
     centers = rng.normal(size=(n_topics, D))
     centers /= np.linalg.norm(centers, axis=1, keepdims=True)
-    vectors = (np.repeat(centers, per_topic, axis=0)
-               + 0.08 * rng.normal(size=(n_topics * per_topic, D)))
+    vectors = np.repeat(centers, per_topic, axis=0) + 0.08 * rng.normal(
+        size=(n_topics * per_topic, D)
+    )
     from pinnersage.catalog import ItemCatalog
 
     catalog = ItemCatalog.from_arrays(np.arange(n_topics * per_topic, dtype=np.int64), vectors)
     catalog.save(folder / "items.parquet")
     sigma = np.log(2000 / 50) / 2.326  # p99 / median of a lognormal
-    counts = np.minimum(np.maximum(1, np.round(rng.lognormal(np.log(50), sigma, n_users))),
-                        5000).astype(np.int64)
+    counts = np.minimum(
+        np.maximum(1, np.round(rng.lognormal(np.log(50), sigma, n_users))), 5000
+    ).astype(np.int64)
     users = np.repeat(np.arange(n_users, dtype=np.int64), counts)
     n = users.shape[0]
     k_interests = rng.integers(2, 9, n_users)  # each user has a few topics
@@ -64,9 +66,11 @@ def generate(n_users: int, seed: int, folder: Path) -> dict[str, object]:
     order = np.argsort(day, kind="stable")
     bounds = np.searchsorted(day[order], np.arange(91))
     for k in range(90):
-        sel = order[bounds[k]:bounds[k + 1]]
-        pq.write_table(pa.table({"user_id": users[sel], "item_id": items[sel],
-                                 "timestamp": ts[sel]}), log / f"day-{k:02d}.parquet")
+        sel = order[bounds[k] : bounds[k + 1]]
+        pq.write_table(
+            pa.table({"user_id": users[sel], "item_id": items[sel], "timestamp": ts[sel]}),
+            log / f"day-{k:02d}.parquet",
+        )
     return {"catalog": catalog, "users": users, "items": items, "counts": counts, "actions": n}
 
 
@@ -81,7 +85,7 @@ def floor(catalog: object, users: np.ndarray, items: np.ndarray) -> float:
     with threadpool_limits(limits=1):
         t = time.perf_counter()
         for u in range(starts.shape[0] - 1):
-            x = v[rows[starts[u]:starts[u + 1]]]
+            x = v[rows[starts[u] : starts[u + 1]]]
             x @ x.T
         return time.perf_counter() - t
 
@@ -104,21 +108,42 @@ def main() -> int:
         gen_s = time.perf_counter() - t
         counts = data["counts"]
         n_users = args.users
-        print(f"generated {n_users:,} users, {data['actions']:,} actions in {gen_s:.1f}s; "
-              f"actions per user: median {np.median(counts):.0f}, "
-              f"p99 {np.percentile(counts, 99):.0f}, max {counts.max()}", file=sys.stderr)
+        print(
+            f"generated {n_users:,} users, {data['actions']:,} actions in {gen_s:.1f}s; "
+            f"actions per user: median {np.median(counts):.0f}, "
+            f"p99 {np.percentile(counts, 99):.0f}, max {counts.max()}",
+            file=sys.stderr,
+        )
         config = Config().replace("batch", partitions=32)
         # warm numba's on-disk cache outside the timings
-        run_batch(tmp / "log", data["catalog"], RUN_DATE, tmp / "warm",
-                  Config().replace("profile", history_window_days=1), workers=1)
+        run_batch(
+            tmp / "log",
+            data["catalog"],
+            RUN_DATE,
+            tmp / "warm",
+            Config().replace("profile", history_window_days=1),
+            workers=1,
+        )
         rows: list[dict[str, object]] = []
         floor_s = floor(data["catalog"], data["users"], data["items"])
-        rows.append({"engine": "floor (gather + X @ X.T)", "processes": 1,
-                     "profiles_s": floor_s, "total_s": floor_s})
+        rows.append(
+            {
+                "engine": "floor (gather + X @ X.T)",
+                "processes": 1,
+                "profiles_s": floor_s,
+                "total_s": floor_s,
+            }
+        )
         hashes = {}
         for workers in (1, 2):
-            r = run_batch(tmp / "log", data["catalog"], RUN_DATE, tmp / f"local{workers}", config,
-                          workers=workers)
+            r = run_batch(
+                tmp / "log",
+                data["catalog"],
+                RUN_DATE,
+                tmp / f"local{workers}",
+                config,
+                workers=workers,
+            )
             tm = r.extra["timings"]
             hashes[f"local{workers}"] = r.manifest["content_sha256"]
             rows.append({"engine": "local", "processes": workers, **tm})
@@ -129,11 +154,24 @@ def main() -> int:
             spark = get_session("local[2]")
             spark.sparkContext.setLogLevel("ERROR")
             start_s = time.perf_counter() - t
-            r = run_batch(tmp / "log", data["catalog"], RUN_DATE, tmp / "spark", config,
-                          engine="spark", spark=spark)
+            r = run_batch(
+                tmp / "log",
+                data["catalog"],
+                RUN_DATE,
+                tmp / "spark",
+                config,
+                engine="spark",
+                spark=spark,
+            )
             hashes["spark"] = r.manifest["content_sha256"]
-            rows.append({"engine": "spark local[2]", "processes": 2, "session_start_s": start_s,
-                         **r.extra["timings"]})
+            rows.append(
+                {
+                    "engine": "spark local[2]",
+                    "processes": 2,
+                    "session_start_s": start_s,
+                    **r.extra["timings"],
+                }
+            )
             spark.stop()
         for row in rows:
             cores = int(row["processes"])  # type: ignore[call-overload]
@@ -141,8 +179,11 @@ def main() -> int:
             row["users_per_s_end_to_end"] = n_users / float(row["total_s"])  # type: ignore[arg-type]
         floor_rate = float(rows[0]["users_per_s_per_core"])  # type: ignore[arg-type]
         local1 = float(rows[1]["users_per_s_per_core"])  # type: ignore[arg-type]
-        local_of = {int(r["processes"]): float(r["users_per_s_per_core"])  # type: ignore[call-overload, arg-type]
-                    for r in rows if r["engine"] == "local"}
+        local_of = {
+            int(r["processes"]): float(r["users_per_s_per_core"])  # type: ignore[call-overload, arg-type]
+            for r in rows
+            if r["engine"] == "local"
+        }
         for row in rows:
             rate = float(row["users_per_s_per_core"])  # type: ignore[arg-type]
             row["vs_floor"] = rate / floor_rate
@@ -151,23 +192,37 @@ def main() -> int:
             row["vs_local_same"] = rate / local_of.get(int(row["processes"]), local1)  # type: ignore[call-overload]
         same = len(set(hashes.values())) == 1
         result = {
-            "benchmark": "batch", "users": n_users, "actions": int(data["actions"]),  # type: ignore[call-overload]
-            "actions_per_user": {"median": float(np.median(counts)),
-                                 "p99": float(np.percentile(counts, 99)),
-                                 "max": int(counts.max())},
-            "d": D, "seed": args.seed, "partitions": 32, "rows": rows,
+            "benchmark": "batch",
+            "users": n_users,
+            "actions": int(data["actions"]),  # type: ignore[call-overload]
+            "actions_per_user": {
+                "median": float(np.median(counts)),
+                "p99": float(np.percentile(counts, 99)),
+                "max": int(counts.max()),
+            },
+            "d": D,
+            "seed": args.seed,
+            "partitions": 32,
+            "rows": rows,
             "content_sha256_equal_across_engines": same,
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                        "platform": platform.platform()},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+            },
         }
-        header = ("| engine | processes | profiles stage users/s per core | vs floor | vs local 1 "
-                  "| vs local, same processes | end-to-end users/s | end-to-end s |")
+        header = (
+            "| engine | processes | profiles stage users/s per core | vs floor | vs local 1 "
+            "| vs local, same processes | end-to-end users/s | end-to-end s |"
+        )
         lines = [header, "|" + "---|" * 8]
         for row in rows:
-            lines.append(f"| {row['engine']} | {row['processes']} | "
-                         f"{row['users_per_s_per_core']:,.0f} | {row['vs_floor']:.2f}x | "
-                         f"{row['vs_local_1']:.2f}x | {row['vs_local_same']:.2f}x | "
-                         f"{row['users_per_s_end_to_end']:,.0f} | {row['total_s']:.1f} |")
+            lines.append(
+                f"| {row['engine']} | {row['processes']} | "
+                f"{row['users_per_s_per_core']:,.0f} | {row['vs_floor']:.2f}x | "
+                f"{row['vs_local_1']:.2f}x | {row['vs_local_same']:.2f}x | "
+                f"{row['users_per_s_end_to_end']:,.0f} | {row['total_s']:.1f} |"
+            )
         table = "\n".join(lines)
         print(table)
         print(f"content_sha256 equal across engines: {same}")
@@ -178,7 +233,8 @@ def main() -> int:
             f"# batch benchmark\n\n{n_users:,} users, {data['actions']:,} actions (median "
             f"{np.median(counts):.0f}, p99 {np.percentile(counts, 99):.0f}, max {counts.max()} "
             f"per user), d = {D}, 32 partitions, {os.cpu_count()} cores.\n\n{table}\n\n"
-            f"content_sha256 equal across engines: {same}\n")
+            f"content_sha256 equal across engines: {same}\n"
+        )
         print(f"wrote {out / 'batch.json'} and {out / 'batch.md'}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -47,8 +47,14 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def generate(rows: int, seed: int = 0, users: int = 20_000, items: int = 50_000,
-             topics: int = 200, heavy: int = 5) -> tuple[pd.DataFrame, np.ndarray]:
+def generate(
+    rows: int,
+    seed: int = 0,
+    users: int = 20_000,
+    items: int = 50_000,
+    topics: int = 200,
+    heavy: int = 5,
+) -> tuple[pd.DataFrame, np.ndarray]:
     rng = np.random.default_rng(seed)
     topic_of = rng.integers(0, topics, items)
     by_topic = [np.flatnonzero(topic_of == t) for t in range(topics)]
@@ -78,25 +84,29 @@ def generate(rows: int, seed: int = 0, users: int = 20_000, items: int = 50_000,
                 w = 1.0 / np.arange(1, len(members) + 1) ** 1.1
                 zipf_cache[len(members)] = w / w.sum()
             mask = topic_seq == t
-            item_col[pos:pos + c][mask] = members[rng.choice(len(members), int(mask.sum()),
-                                                             p=zipf_cache[len(members)])]
+            item_col[pos : pos + c][mask] = members[
+                rng.choice(len(members), int(mask.sum()), p=zipf_cache[len(members)])
+            ]
         start = rng.integers(1_600_000_000, 1_630_000_000)
-        time_col[pos:pos + c] = start + np.cumsum(rng.integers(1, 3600, c))
+        time_col[pos : pos + c] = start + np.cumsum(rng.integers(1, 3600, c))
         pos += c
     frame = pd.DataFrame({"user_id": user_col, "item_id": item_col, "timestamp": time_col})
     return frame.iloc[:rows].reset_index(drop=True), topic_of
 
 
-def reference_counts(users: np.ndarray, items: np.ndarray, n_items: int,
-                     window: int) -> sp.csr_matrix:
+def reference_counts(
+    users: np.ndarray, items: np.ndarray, n_items: int, window: int
+) -> sp.csr_matrix:
     """The straightforward twin: pairs per offset, COO -> CSR (sorts), summed."""
     total = sp.csr_matrix((n_items, n_items), dtype=np.float64)
     for k in range(1, window + 1):
         same = users[k:] == users[:-k]
         if not same.any():
             break
-        part = sp.coo_matrix((np.ones(int(same.sum())), (items[:-k][same], items[k:][same])),
-                             shape=(n_items, n_items)).tocsr()
+        part = sp.coo_matrix(
+            (np.ones(int(same.sum())), (items[:-k][same], items[k:][same])),
+            shape=(n_items, n_items),
+        ).tocsr()
         total = total + part
     return total + total.T
 
@@ -126,48 +136,87 @@ def main() -> None:
     (frame, topic_of), t_gen = timed(lambda: generate(args.rows))
     rows: list[dict[str, object]] = []
     results: dict[str, object] = {
-        "rows": len(frame), "users": int(frame["user_id"].nunique()),
-        "items": int(frame["item_id"].nunique()), "window": args.window,
+        "rows": len(frame),
+        "users": int(frame["user_id"].nunique()),
+        "items": int(frame["item_id"].nunique()),
+        "window": args.window,
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
         "generate_s": round(t_gen, 2),
     }
     with tempfile.TemporaryDirectory() as tmp:
         pq_path, csv_path = Path(tmp) / "log.parquet", Path(tmp) / "log.csv.gz"
         frame.to_parquet(pq_path)
-        frame.assign(timestamp=pd.to_datetime(frame["timestamp"], unit="s").dt.strftime(
-            "%Y-%m-%d %H:%M:%S")).to_csv(csv_path, index=False)
+        frame.assign(
+            timestamp=pd.to_datetime(frame["timestamp"], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S")
+        ).to_csv(csv_path, index=False)
         log, t_ours = timed(lambda: read_actions(pq_path))
         _, t_ref = timed(lambda: pd.read_parquet(pq_path))
-        rows.append({"step": "read parquet (1 file)", "ours_s": t_ours, "reference_s": t_ref,
-                     "reference": "pandas.read_parquet"})
+        rows.append(
+            {
+                "step": "read parquet (1 file)",
+                "ours_s": t_ours,
+                "reference_s": t_ref,
+                "reference": "pandas.read_parquet",
+            }
+        )
         _, t_ours = timed(lambda: read_actions(csv_path))
         _, t_ref = timed(lambda: pd.read_csv(csv_path))
-        rows.append({"step": "read gzip CSV, ISO times", "ours_s": t_ours, "reference_s": t_ref,
-                     "reference": "pandas.read_csv (no time parsing)"})
+        rows.append(
+            {
+                "step": "read gzip CSV, ISO times",
+                "ours_s": t_ours,
+                "reference_s": t_ref,
+                "reference": "pandas.read_csv (no time parsing)",
+            }
+        )
 
     ids, users, items, _ = _sequences(log.frame, 1)
     ours, t_ours = timed(lambda: cooccurrence_counts(users, items, len(ids), args.window))
     ref, t_ref = timed(lambda: reference_counts(users, items, len(ids), args.window))
     assert (ours != ref).nnz == 0, "fast counts differ from the reference"
-    rows.append({"step": f"co-occurrence counts (window {args.window})", "ours_s": t_ours,
-                 "reference_s": t_ref, "reference": "pairs per offset, COO->CSR"})
+    rows.append(
+        {
+            "step": f"co-occurrence counts (window {args.window})",
+            "ours_s": t_ours,
+            "reference_s": t_ref,
+            "reference": "pairs per offset, COO->CSR",
+        }
+    )
     results["nonzero_pairs"] = int(ours.nnz)
 
     weights = ppmi(ours).astype(np.float32)
     _, t_ours = timed(lambda: randomized_svd(weights, 64, n_iter=4, seed=0))
     _, t_ref = timed(lambda: sk_randomized_svd(weights, 64, n_iter=4, random_state=0))
-    rows.append({"step": "randomized SVD of the PPMI matrix, k 64", "ours_s": t_ours,
-                 "reference_s": t_ref, "reference": "sklearn randomized_svd"})
+    rows.append(
+        {
+            "step": "randomized SVD of the PPMI matrix, k 64",
+            "ours_s": t_ours,
+            "reference_s": t_ref,
+            "reference": "sklearn randomized_svd",
+        }
+    )
 
     rng = np.random.default_rng(0)
     co, t_co = timed(lambda: cooccurrence_embeddings(log, dim=64, window=args.window, seed=0))
-    rows.append({"step": "co-occurrence build, dim 64 (total)", "ours_s": t_co,
-                 "reference_s": None, "reference": ""})
+    rows.append(
+        {
+            "step": "co-occurrence build, dim 64 (total)",
+            "ours_s": t_co,
+            "reference_s": None,
+            "reference": "",
+        }
+    )
     results["cooccurrence"] = {**co.stats, "topic_purity@10": purity(co.catalog, topic_of, rng)}
     if not args.skip_als:
         als, t_als = timed(lambda: als_embeddings(log, dim=64, iterations=10, seed=0))
-        rows.append({"step": "ALS build, dim 64, 10 sweeps (total)", "ours_s": t_als,
-                     "reference_s": None, "reference": ""})
+        rows.append(
+            {
+                "step": "ALS build, dim 64, 10 sweeps (total)",
+                "ours_s": t_als,
+                "reference_s": None,
+                "reference": "",
+            }
+        )
         results["als"] = {**als.stats, "topic_purity@10": purity(als.catalog, topic_of, rng)}
 
     for r in rows:
@@ -177,13 +226,18 @@ def main() -> None:
         r["reference_s"] = round(float(ref_s), 2) if ref_s else None
     results["steps"] = rows
 
-    lines = [f"# Embedding builders on a generated log ({results['rows']:,} rows, "
-             f"{results['users']:,} users, {results['items']:,} items; {results['machine']})",
-             "", "| step | ours (s) | reference (s) | ours / reference | reference |",
-             "|---|---:|---:|---:|---|"]
+    lines = [
+        f"# Embedding builders on a generated log ({results['rows']:,} rows, "
+        f"{results['users']:,} users, {results['items']:,} items; {results['machine']})",
+        "",
+        "| step | ours (s) | reference (s) | ours / reference | reference |",
+        "|---|---:|---:|---:|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['step']} | {r['ours_s']} | {r['reference_s'] or ''} | "
-                     f"{r['ratio'] or ''} | {r['reference']} |")
+        lines.append(
+            f"| {r['step']} | {r['ours_s']} | {r['reference_s'] or ''} | "
+            f"{r['ratio'] or ''} | {r['reference']} |"
+        )
     lines.append("")
     lines.append("| builder | items embedded | topic purity@10 (random: 0.005) |")
     lines.append("|---|---:|---:|")

@@ -65,8 +65,9 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values) * 1e3, q))
 
 
-def faiss_numbers(x: np.ndarray, params: IndexParams, queries: np.ndarray,
-                  truth_rows: np.ndarray, k: int) -> dict[str, Any]:
+def faiss_numbers(
+    x: np.ndarray, params: IndexParams, queries: np.ndarray, truth_rows: np.ndarray, k: int
+) -> dict[str, Any]:
     import faiss
 
     faiss.omp_set_num_threads(2)
@@ -84,8 +85,12 @@ def faiss_numbers(x: np.ndarray, params: IndexParams, queries: np.ndarray,
         t = time.perf_counter()
         index.search(q[None, :], K_MEDOID)
         times.append(time.perf_counter() - t)
-    return {"build_s": build_s, f"recall@{k}": recall, "query_p50_ms": pct(times, 50),
-            "query_p99_ms": pct(times, 99)}
+    return {
+        "build_s": build_s,
+        f"recall@{k}": recall,
+        "query_p50_ms": pct(times, 50),
+        "query_p99_ms": pct(times, 99),
+    }
 
 
 def main() -> None:
@@ -106,22 +111,33 @@ def main() -> None:
     x = mixture(args.items, args.dim, args.groups, args.spread, args.seed)
     catalog = ItemCatalog.from_arrays(np.arange(args.items, dtype=np.int64), x)
     del x
-    print(f"{args.items} items x {args.dim} dims ({args.groups}-component mixture on the sphere, "
-          f"spread {args.spread}) in {time.perf_counter() - t0:.1f}s", flush=True)
+    print(
+        f"{args.items} items x {args.dim} dims ({args.groups}-component mixture on the sphere, "
+        f"spread {args.spread}) in {time.perf_counter() - t0:.1f}s",
+        flush=True,
+    )
 
     t0 = time.perf_counter()
     index = HnswIndex.build(catalog, params)
     build_s = time.perf_counter() - t0
-    print(f"hnswlib build {build_s:.1f}s (M={params.m}, ef_construction="
-          f"{params.ef_construction}, 2 threads)", flush=True)
+    print(
+        f"hnswlib build {build_s:.1f}s (M={params.m}, ef_construction="
+        f"{params.ef_construction}, 2 threads)",
+        flush=True,
+    )
 
     rng = np.random.default_rng(args.seed + 1)
     q_rows = rng.choice(args.items, size=min(args.queries, args.items), replace=False)
     queries = np.ascontiguousarray(catalog.vectors[q_rows])
-    exact = ExactIndex(catalog.vectors, params=IndexParams(kind="exact"),
-                       embedding_version=catalog.embedding_version, item_ids=catalog.item_ids,
-                       rows=np.arange(args.items, dtype=np.int64), dim=catalog.dim,
-                       refine=index.refine)
+    exact = ExactIndex(
+        catalog.vectors,
+        params=IndexParams(kind="exact"),
+        embedding_version=catalog.embedding_version,
+        item_ids=catalog.item_ids,
+        rows=np.arange(args.items, dtype=np.int64),
+        dim=catalog.dim,
+        refine=index.refine,
+    )
     t0 = time.perf_counter()
     truth, _ = exact.search_rows(queries, K_MEDOID)
     exact_s = (time.perf_counter() - t0) / len(queries)
@@ -133,16 +149,25 @@ def main() -> None:
         t = time.perf_counter()
         graph.knn_query(q[None, :], k=K_MEDOID, num_threads=1)
         raw_times.append(time.perf_counter() - t)
-    hnsw = {"build_s": build_s, f"recall@{K_MEDOID}": recall,
-            "query_p50_ms": pct(raw_times, 50), "query_p99_ms": pct(raw_times, 99)}
-    print(f"hnswlib recall@{K_MEDOID} {recall:.4f}; exact search {exact_s * 1e3:.1f} ms/query",
-          flush=True)
+    hnsw = {
+        "build_s": build_s,
+        f"recall@{K_MEDOID}": recall,
+        "query_p50_ms": pct(raw_times, 50),
+        "query_p99_ms": pct(raw_times, 99),
+    }
+    print(
+        f"hnswlib recall@{K_MEDOID} {recall:.4f}; exact search {exact_s * 1e3:.1f} ms/query",
+        flush=True,
+    )
 
     faiss_result = None
     if not args.skip_faiss:
         faiss_result = faiss_numbers(catalog.vectors, params, queries, truth, K_MEDOID)
-        print(f"faiss HNSW build {faiss_result['build_s']:.1f}s, recall "
-              f"{faiss_result[f'recall@{K_MEDOID}']:.4f}", flush=True)
+        print(
+            f"faiss HNSW build {faiss_result['build_s']:.1f}s, recall "
+            f"{faiss_result[f'recall@{K_MEDOID}']:.4f}",
+            flush=True,
+        )
 
     # -- recommend ----------------------------------------------------------------------------
     prng = np.random.default_rng(args.seed + 2)
@@ -151,9 +176,16 @@ def main() -> None:
         c = int(prng.integers(1, 11))
         medoids = prng.choice(args.items, size=c, replace=False)
         imps = np.sort(prng.gamma(1.0, 2.0, size=c))[::-1]
-        profiles.append(InterestProfile(u, 0.0, tuple(
-            InterestCluster(int(m), float(w), 1, 0.0) for m, w in zip(medoids, imps,
-                                                                       strict=True))))
+        profiles.append(
+            InterestProfile(
+                u,
+                0.0,
+                tuple(
+                    InterestCluster(int(m), float(w), 1, 0.0)
+                    for m, w in zip(medoids, imps, strict=True)
+                ),
+            )
+        )
     cache = LruCache(params.cache_size)
     rec = Recommender(index, catalog, params=RetrievalParams.paper(), cache=cache)
     depth = _first_depth(K_MEDOID)
@@ -161,12 +193,16 @@ def main() -> None:
 
     def fill() -> list[list[Any]]:
         """Untimed: every user's request once, leaving all their lists in the cache."""
-        return [rec.recommend(p, K_TOTAL, rng=np.random.default_rng(u), exclude_item_ids=s)
-                for u, (p, s) in enumerate(zip(profiles, seen, strict=True))]
+        return [
+            rec.recommend(p, K_TOTAL, rng=np.random.default_rng(u), exclude_item_ids=s)
+            for u, (p, s) in enumerate(zip(profiles, seen, strict=True))
+        ]
 
     expected = fill()
-    drawn = [catalog.vectors[catalog.rows(list(dict.fromkeys(c.source_item_id for c in out)))]
-             for out in expected]
+    drawn = [
+        catalog.vectors[catalog.rows(list(dict.fromkeys(c.source_item_id for c in out)))]
+        for out in expected
+    ]
     n_users = len(profiles)
     cold, warm = [np.inf] * n_users, [np.inf] * n_users
     records = [np.inf] * n_users  # building the Candidate records of a cold answer
@@ -222,8 +258,7 @@ def main() -> None:
     rows = {
         "recommend cold": (pct(sel(cold), 50), pct(sel(cold), 99)),
         "recommend warm": (pct(sel(warm), 50), pct(sel(warm), 99)),
-        "then list(answer): its Candidate records": (pct(sel(records), 50),
-                                                     pct(sel(records), 99)),
+        "then list(answer): its Candidate records": (pct(sel(records), 50), pct(sel(records), 99)),
         f"3 raw hnswlib queries, k={K_MEDOID}": (pct(sel(raw133), 50), pct(sel(raw133), 99)),
         f"3 raw hnswlib queries, k={depth}": (pct(sel(raw_depth), 50), pct(sel(raw_depth), 99)),
     }
@@ -234,38 +269,64 @@ def main() -> None:
         f"warm / raw(k={depth})": pct(sel(warm), 50) / pct(sel(raw_depth), 50),
     }
     result = {
-        "config": {"items": args.items, "dim": args.dim, "groups": args.groups,
-                   "spread": args.spread, "seed": args.seed, "queries": len(queries),
-                   "requests": args.requests, "requests_with_3_medoids": len(full),
-                   "k": K_TOTAL, "per_medoid": K_MEDOID, "fetch_depth": depth,
-                   "index": {"m": params.m, "ef_construction": params.ef_construction,
-                             "ef_search": params.ef_search},
-                   "machine": f"{platform.machine()}, {platform.python_version()}"},
-        "index": {"hnswlib": hnsw, "faiss_hnsw": faiss_result,
-                  "exact_ms_per_query": exact_s * 1e3},
+        "config": {
+            "items": args.items,
+            "dim": args.dim,
+            "groups": args.groups,
+            "spread": args.spread,
+            "seed": args.seed,
+            "queries": len(queries),
+            "requests": args.requests,
+            "requests_with_3_medoids": len(full),
+            "k": K_TOTAL,
+            "per_medoid": K_MEDOID,
+            "fetch_depth": depth,
+            "index": {
+                "m": params.m,
+                "ef_construction": params.ef_construction,
+                "ef_search": params.ef_search,
+            },
+            "machine": f"{platform.machine()}, {platform.python_version()}",
+        },
+        "index": {"hnswlib": hnsw, "faiss_hnsw": faiss_result, "exact_ms_per_query": exact_s * 1e3},
         "recommend_ms": {name: {"p50": a, "p99": b} for name, (a, b) in rows.items()},
         "ratios_p50": ratio,
-        "goal": {"warm <= 0.2x": ratio["warm / raw(k=133)"] <= 0.2,
-                 "cold <= 1.3x": ratio[f"cold / raw(k={depth})"] <= 1.3},
+        "goal": {
+            "warm <= 0.2x": ratio["warm / raw(k=133)"] <= 0.2,
+            "cold <= 1.3x": ratio[f"cold / raw(k={depth})"] <= 1.3,
+        },
         "mean_candidates": float(np.mean(sizes)),
     }
-    lines = [f"# Retrieval benchmark (`python benchmarks/retrieval.py --items {args.items}`)", "",
-             f"{args.items} items x {args.dim} dims, {args.groups}-component Gaussian mixture on "
-             f"the sphere (spread {args.spread}), seed {args.seed}; "
-             f"M={params.m}, ef_construction={params.ef_construction}, "
-             f"ef_search={params.ef_search}.", "",
-             "| index | build (s) | recall@133 | 1 query p50 (ms) | 1 query p99 (ms) |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"# Retrieval benchmark (`python benchmarks/retrieval.py --items {args.items}`)",
+        "",
+        f"{args.items} items x {args.dim} dims, {args.groups}-component Gaussian mixture on "
+        f"the sphere (spread {args.spread}), seed {args.seed}; "
+        f"M={params.m}, ef_construction={params.ef_construction}, "
+        f"ef_search={params.ef_search}.",
+        "",
+        "| index | build (s) | recall@133 | 1 query p50 (ms) | 1 query p99 (ms) |",
+        "|---|---|---|---|---|",
+    ]
     for name, r in (("hnswlib (ours)", hnsw), ("faiss IndexHNSWFlat", faiss_result)):
         if r is not None:
-            lines.append(f"| {name} | {r['build_s']:.1f} | {r[f'recall@{K_MEDOID}']:.4f} | "
-                         f"{r['query_p50_ms']:.3f} | {r['query_p99_ms']:.3f} |")
+            lines.append(
+                f"| {name} | {r['build_s']:.1f} | {r[f'recall@{K_MEDOID}']:.4f} | "
+                f"{r['query_p50_ms']:.3f} | {r['query_p99_ms']:.3f} |"
+            )
     if faiss_result is not None:
-        lines.append(f"| faiss / hnswlib | {faiss_result['build_s'] / build_s:.2f}x | | "
-                     f"{faiss_result['query_p50_ms'] / hnsw['query_p50_ms']:.2f}x | |")
-    lines += ["", f"`recommend` (paper preset, k={K_TOTAL}, {len(full)} requests with 3 medoids, "
-              "medoids excluded as seen):", "",
-              "| what | p50 (ms) | p99 (ms) |", "|---|---|---|"]
+        lines.append(
+            f"| faiss / hnswlib | {faiss_result['build_s'] / build_s:.2f}x | | "
+            f"{faiss_result['query_p50_ms'] / hnsw['query_p50_ms']:.2f}x | |"
+        )
+    lines += [
+        "",
+        f"`recommend` (paper preset, k={K_TOTAL}, {len(full)} requests with 3 medoids, "
+        "medoids excluded as seen):",
+        "",
+        "| what | p50 (ms) | p99 (ms) |",
+        "|---|---|---|",
+    ]
     lines += [f"| {name} | {a:.3f} | {b:.3f} |" for name, (a, b) in rows.items()]
     lines += ["", "| ratio (p50) | value | goal |", "|---|---|---|"]
     goals = {"warm / raw(k=133)": "<= 0.2", f"cold / raw(k={depth})": "<= 1.3"}

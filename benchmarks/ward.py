@@ -50,8 +50,9 @@ def fastcluster_ward(fastcluster: Any, x: np.ndarray, cut: float) -> np.ndarray:
     return fcluster(fastcluster.linkage_vector(x, "ward"), t=cut, criterion="distance")
 
 
-def round_times(fns: list[Any], budget_s: float, burst: int = 5, min_rounds: int = 5,
-                max_rounds: int = 2000) -> list[list[float]]:
+def round_times(
+    fns: list[Any], budget_s: float, burst: int = 5, min_rounds: int = 5, max_rounds: int = 2000
+) -> list[list[float]]:
     """Per round, the median time of each function over a burst of ``burst`` calls.
 
     Rounds interleave the functions (each round runs a burst of each, in turn), so that all of

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 
-def _clustered_vectors(n: int, dim: int, groups: int, spread: float,
-                       rng: np.random.Generator) -> np.ndarray:
+def _clustered_vectors(
+    n: int, dim: int, groups: int, spread: float, rng: np.random.Generator
+) -> np.ndarray:
     centres = rng.standard_normal((groups, dim))
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     x = centres[rng.integers(0, groups, n)] + spread * rng.standard_normal((n, dim)) / np.sqrt(dim)
@@ -44,14 +45,29 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     exe = shutil.which("redis-server")
     if exe is None:
-        pytest.skip("needs a Redis: set REDIS_URL or install redis-server "
-                    "(apt-get install -y redis-server)")
+        pytest.skip(
+            "needs a Redis: set REDIS_URL or install redis-server (apt-get install -y redis-server)"
+        )
     port = _free_port()
     folder = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(folder)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            exe,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(folder),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.stdout is not None
     for line in proc.stdout:  # blocks until the server says it is ready (or exits)
         if "Ready to accept connections" in line:
@@ -70,6 +86,8 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
 # ==== end retrieval ==============================================================================
 
 
@@ -87,4 +105,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if no_skip and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped, but PINNERSAGE_NO_SKIP=1 forbids skips: {report.longrepr}"
+
+
 # ==== end project-wide ===========================================================================

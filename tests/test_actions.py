@@ -18,14 +18,21 @@ from pinnersage.params import LogParams
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
-FRAME = pd.DataFrame({
-    "user_id": [2, 1, 1, 2, 3],
-    "item_id": ["b", "a", "c", "a", "d"],
-    "timestamp": [200, 100, 100, 50, 300],
-    "action": ["click", "save", "click", "save", "click"],
-})
-EXPECTED = [(2, "a", 50, "save"), (1, "a", 100, "save"), (1, "c", 100, "click"),
-            (2, "b", 200, "click"), (3, "d", 300, "click")]
+FRAME = pd.DataFrame(
+    {
+        "user_id": [2, 1, 1, 2, 3],
+        "item_id": ["b", "a", "c", "a", "d"],
+        "timestamp": [200, 100, 100, 50, 300],
+        "action": ["click", "save", "click", "save", "click"],
+    }
+)
+EXPECTED = [
+    (2, "a", 50, "save"),
+    (1, "a", 100, "save"),
+    (1, "c", 100, "click"),
+    (2, "b", 200, "click"),
+    (3, "d", 300, "click"),
+]
 
 
 def _rows(log: ActionLog) -> list[tuple]:
@@ -67,11 +74,13 @@ def test_folder_of_daily_files_and_file_by_file(tmp_path: Path) -> None:
 
 
 def test_renamed_columns_and_action_filter(tmp_path: Path) -> None:
-    frame = FRAME.rename(columns={"user_id": "uid", "item_id": "sku", "timestamp": "ts",
-                                  "action": "kind"})
+    frame = FRAME.rename(
+        columns={"user_id": "uid", "item_id": "sku", "timestamp": "ts", "action": "kind"}
+    )
     frame.to_parquet(tmp_path / "log.parquet")
-    params = LogParams(user_col="uid", item_col="sku", time_col="ts", action_col="kind",
-                       action_types=("save",))
+    params = LogParams(
+        user_col="uid", item_col="sku", time_col="ts", action_col="kind", action_types=("save",)
+    )
     log = read_actions(tmp_path / "log.parquet", params)
     assert _rows(log) == [(2, "a", 50, "save"), (1, "a", 100, "save")]
     assert log.report.dropped == {"action_type": 3}
@@ -88,12 +97,12 @@ def test_time_window_start_inclusive_end_exclusive(tmp_path: Path) -> None:
 def test_iso_and_numeric_timestamps(tmp_path: Path) -> None:
     text = (
         "user_id,item_id,timestamp\n"
-        "1,10,2010-12-01 08:26:00\n"          # no zone: UTC
-        "1,11,2010-12-01T08:26:00+01:00\n"    # zone honoured
+        "1,10,2010-12-01 08:26:00\n"  # no zone: UTC
+        "1,11,2010-12-01T08:26:00+01:00\n"  # zone honoured
         "1,12,2010-12-01T08:26:00Z\n"
         "1,13,2010-12-01\n"
-        "1,14,1291191960\n"                   # numeric: unix seconds
-        "1,15,1291191960.9\n"                 # fractions floored
+        "1,14,1291191960\n"  # numeric: unix seconds
+        "1,15,1291191960.9\n"  # fractions floored
         "1,16,yesterday\n"
         "1,17,2010-13-45 99:00:00\n"
         "1,18,\n"
@@ -102,8 +111,14 @@ def test_iso_and_numeric_timestamps(tmp_path: Path) -> None:
     log = read_actions(tmp_path / "t.csv")
     got = dict(zip(log.frame["item_id"], log.frame["timestamp"], strict=True))
     base = 1291191960  # 2010-12-01 08:26:00 UTC
-    assert got == {10: base, 11: base - 3600, 12: base, 13: base - (8 * 3600 + 26 * 60),
-                   14: base, 15: base}
+    assert got == {
+        10: base,
+        11: base - 3600,
+        12: base,
+        13: base - (8 * 3600 + 26 * 60),
+        14: base,
+        15: base,
+    }
     assert log.report.dropped == {"bad_timestamp": 3}
     assert log.frame["item_id"].dtype == np.int64
 
@@ -111,16 +126,19 @@ def test_iso_and_numeric_timestamps(tmp_path: Path) -> None:
 def test_parquet_timestamp_columns(tmp_path: Path) -> None:
     naive = pa.array([1291191960 * 1000], type=pa.int64()).cast(pa.timestamp("ms"))
     zoned = pa.array([1291191960 * 10**6], type=pa.int64()).cast(
-        pa.timestamp("us", tz="Europe/Paris"))
+        pa.timestamp("us", tz="Europe/Paris")
+    )
     for i, col in enumerate([naive, zoned]):
-        pq.write_table(pa.table({"user_id": [1], "item_id": [5], "timestamp": col}),
-                       tmp_path / f"{i}.parquet")
+        pq.write_table(
+            pa.table({"user_id": [1], "item_id": [5], "timestamp": col}), tmp_path / f"{i}.parquet"
+        )
         assert read_actions(tmp_path / f"{i}.parquet").frame["timestamp"].tolist() == [1291191960]
 
 
 def test_milliseconds_warn(tmp_path: Path) -> None:
     pd.DataFrame({"user_id": [1], "item_id": [1], "timestamp": [1291191960000]}).to_parquet(
-        tmp_path / "ms.parquet")
+        tmp_path / "ms.parquet"
+    )
     with pytest.warns(PinnerSageWarning, match="milliseconds"):
         read_actions(tmp_path / "ms.parquet")
 
@@ -129,16 +147,20 @@ def test_report_counts_each_reason_once(tmp_path: Path) -> None:
     text = (
         "user_id,item_id,timestamp\n"
         "1,a,100\n"
-        ",a,100\n"        # missing user
-        ",,100\n"         # missing user (first reason wins)
-        "2,,100\n"        # missing item
-        "2,b,never\n"     # bad timestamp
+        ",a,100\n"  # missing user
+        ",,100\n"  # missing user (first reason wins)
+        "2,,100\n"  # missing item
+        "2,b,never\n"  # bad timestamp
         "3,c,300\n"
     )
     (tmp_path / "r.csv").write_text(text)
     log = read_actions(tmp_path / "r.csv", start_s=200)
-    assert log.report.dropped == {"missing_user": 2, "missing_item": 1, "bad_timestamp": 1,
-                                  "before_start": 1}
+    assert log.report.dropped == {
+        "missing_user": 2,
+        "missing_item": 1,
+        "bad_timestamp": 1,
+        "before_start": 1,
+    }
     assert log.report.rows_read == 6 and log.report.rows_kept == 1
     assert log.report.rows_dropped == 5
     assert "missing_user 2" in log.report.summary()
@@ -146,19 +168,22 @@ def test_report_counts_each_reason_once(tmp_path: Path) -> None:
 
 def test_id_kinds(tmp_path: Path) -> None:
     # CSV: float-looking integer ids (columns with gaps) become int64; mixed ids stay str
-    (tmp_path / "a.csv").write_text("user_id,item_id,timestamp\n17850.0,85123A,1\n"
-                                    "13047.0,71053,2\n")
+    (tmp_path / "a.csv").write_text(
+        "user_id,item_id,timestamp\n17850.0,85123A,1\n13047.0,71053,2\n"
+    )
     log = read_actions(tmp_path / "a.csv")
     assert log.frame["user_id"].dtype == np.int64
     assert log.frame["user_id"].tolist() == [17850, 13047]
     assert log.frame["item_id"].tolist() == ["85123A", "71053"]
     # parquet: string column stays str even when every value looks like an integer
     pd.DataFrame({"user_id": ["7"], "item_id": ["42"], "timestamp": [1]}).to_parquet(
-        tmp_path / "s.parquet")
+        tmp_path / "s.parquet"
+    )
     assert read_actions(tmp_path / "s.parquet").frame["item_id"].tolist() == ["42"]
     # parquet float ids: NaN is a missing id, whole numbers are int64
-    pd.DataFrame({"user_id": [1.0, np.nan, 3.0], "item_id": [5, 6, 7],
-                  "timestamp": [1, 2, 3]}).to_parquet(tmp_path / "f.parquet")
+    pd.DataFrame(
+        {"user_id": [1.0, np.nan, 3.0], "item_id": [5, 6, 7], "timestamp": [1, 2, 3]}
+    ).to_parquet(tmp_path / "f.parquet")
     floats = read_actions(tmp_path / "f.parquet")
     assert floats.frame["user_id"].tolist() == [1, 3]
     assert floats.frame["user_id"].dtype == np.int64
@@ -181,9 +206,11 @@ def test_missing_column_names_file_column_and_present(tmp_path: Path, suffix: st
         frame.to_parquet(path)
     else:
         frame.to_csv(path, index=False)
-    with pytest.raises(DataFormatError,
-                       match=r"bad\..*has no column 'user_id' \(rename with --user-col\); "
-                             r"columns present: user, item_id, timestamp"):
+    with pytest.raises(
+        DataFormatError,
+        match=r"bad\..*has no column 'user_id' \(rename with --user-col\); "
+        r"columns present: user, item_id, timestamp",
+    ):
         read_actions(path)
 
 
@@ -218,6 +245,7 @@ def test_online_retail_raw_days_match_the_shipped_copy() -> None:
     shipped = pd.read_parquet(ROOT / "data" / "online-retail" / "actions.parquet")
     first_day = shipped[shipped["timestamp"] < log["timestamp"].min() + 86400]
     assert first_day["timestamp"].min() == log["timestamp"].min() == 1291191960
-    joined = first_day.merge(log, on=["user_id", "item_id", "timestamp"], how="left",
-                             indicator=True)
+    joined = first_day.merge(
+        log, on=["user_id", "item_id", "timestamp"], how="left", indicator=True
+    )
     assert (joined["_merge"] == "both").all()  # every shipped action of day 1 is read

@@ -61,11 +61,11 @@ def _actions(seed: int = 1, n_users: int = 40) -> pd.DataFrame:
         for _ in range(n):
             t = end - int(rng.integers(1, 95 * DAY_S)) // 600 * 600  # ties at 10-minute marks
             rows.append((u, f"i{int(rng.integers(0, 120)):03d}", t))
-    rows.append((1000, "i007", end - 5 * DAY_S))                       # one action
-    for k in range(260):                                                # heavy user
+    rows.append((1000, "i007", end - 5 * DAY_S))  # one action
+    for k in range(260):  # heavy user
         rows.append((1001, f"i{int(rng.integers(0, 120)):03d}", end - k * 3600 - 1))
-    rows += [(3, "nope-1", end - DAY_S), (4, "nope-2", end - 2 * DAY_S)]   # unknown items
-    rows.append((5, "i001", end + 10))                                  # after the run date
+    rows += [(3, "nope-1", end - DAY_S), (4, "nope-2", end - 2 * DAY_S)]  # unknown items
+    rows.append((5, "i001", end + 10))  # after the run date
     return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
 
 
@@ -76,8 +76,9 @@ def _write_log(frame: pd.DataFrame, folder: Path, *, shuffle_seed: int | None = 
         frame = frame.sample(frac=1.0, random_state=shuffle_seed).reset_index(drop=True)
     day = frame["timestamp"] // (10 * DAY_S)
     for k, (_, part) in enumerate(frame.groupby(day, sort=True)):
-        pq.write_table(pa.Table.from_pandas(part, preserve_index=False),
-                       folder / f"part-{k:03d}.parquet")
+        pq.write_table(
+            pa.Table.from_pandas(part, preserve_index=False), folder / f"part-{k:03d}.parquet"
+        )
     empty = frame.iloc[:0]
     pq.write_table(pa.Table.from_pandas(empty, preserve_index=False), folder / "part-999.parquet")
     return folder
@@ -93,8 +94,14 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     config = Config().replace("profile", max_actions_per_user=200).replace("batch", partitions=5)
     with pytest.warns(PinnerSageWarning, match="more than 200 actions"):
         result = run_batch(log, root / "emb.parquet", RUN_DATE, root / "out", config, workers=1)
-    return {"root": root, "catalog": cat, "frame": frame, "log": log, "config": config,
-            "result": result}
+    return {
+        "root": root,
+        "catalog": cat,
+        "frame": frame,
+        "log": log,
+        "config": config,
+        "result": result,
+    }
 
 
 # -- window and partitioning --------------------------------------------------------------------
@@ -115,23 +122,40 @@ def test_partition_of_is_a_stable_hash_not_pythons() -> None:
     # crc32(b"1") = 0x83dcefb7 = 2212294583; % 16 = 7
     assert parts[0] == 2212294583 % 16
     assert partition_of(np.array(["1"], dtype=object), 16)[0] == parts[0]
-    code = ("import numpy as np; from pinnersage.batch import partition_of; "
-            "print(partition_of(np.array(['a','b','c','d','e'], dtype=object), 7).tolist())")
-    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout
-            for seed in ("1", "2")}
+    code = (
+        "import numpy as np; from pinnersage.batch import partition_of; "
+        "print(partition_of(np.array(['a','b','c','d','e'], dtype=object), 7).tolist())"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2")
+    }
     assert len(outs) == 1
 
 
 # -- the per-partition function: lean path vs build_profile -------------------------------------
 
 
-@pytest.mark.parametrize("params", [
-    ProfileParams(),
-    ProfileParams(keep_singletons=False, store_centroids=True, store_decay_average=True,
-                  max_actions_per_user=50, decay_per_day=0.05),
-    ProfileParams(method="complete", distance_threshold=1.0),
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        ProfileParams(),
+        ProfileParams(
+            keep_singletons=False,
+            store_centroids=True,
+            store_decay_average=True,
+            max_actions_per_user=50,
+            decay_per_day=0.05,
+        ),
+        ProfileParams(method="complete", distance_threshold=1.0),
+    ],
+)
 def test_profile_partition_matches_build_profile(params: ProfileParams) -> None:
     rng = np.random.default_rng(3)
     cat = _catalog()
@@ -166,8 +190,13 @@ def test_profile_partition_ignores_input_order_and_matches_one_user() -> None:
     mine = users == 7
     frame = pd.DataFrame({"row": rows[mine], "t": ts[mine], "id": cat.item_ids[rows[mine]]})
     frame = frame.sort_values(["t", "id"], kind="stable")
-    prof = build_profile(cat.vectors[frame["row"].to_numpy()], frame["id"].to_numpy(),
-                         frame["t"].to_numpy(), now_s=1_700_000_000, params=params)
+    prof = build_profile(
+        cat.vectors[frame["row"].to_numpy()],
+        frame["id"].to_numpy(),
+        frame["t"].to_numpy(),
+        now_s=1_700_000_000,
+        params=params,
+    )
     got = a.filter(pa.compute.equal(a.column("user_id"), 7)).to_pydict()
     assert got["medoid_item_id"] == list(prof.medoid_item_ids)
     assert got["importance"] == [c.importance for c in prof.clusters]
@@ -193,8 +222,15 @@ def test_snapshot_layout_counts_and_summary(setup: dict) -> None:
     assert skipped["over_max_actions_per_user"] == 60
     assert m["users_capped"] == 1
     table = pq.read_table(out / RUN_DATE / "profiles.parquet")
-    assert table.column_names[:7] == ["user_id", "rank", "medoid_item_id", "importance", "size",
-                                      "last_action_ts", "n_actions"]
+    assert table.column_names[:7] == [
+        "user_id",
+        "rank",
+        "medoid_item_id",
+        "importance",
+        "size",
+        "last_action_ts",
+        "n_actions",
+    ]
     assert m["counts"]["clusters"] == table.num_rows
     assert content_sha256(table) == m["content_sha256"]
     users = table.column("user_id").to_pylist()
@@ -213,12 +249,21 @@ def test_published_profiles_equal_build_profile(setup: dict) -> None:
     w = RunWindow.for_date(RUN_DATE, 90)
     snap = open_snapshot(setup["root"] / "out")
     for user in (0, 5, 17):
-        mine = frame[(frame.user_id == user) & (frame.timestamp >= w.start_s)
-                     & (frame.timestamp < w.end_s) & frame.item_id.isin(cat.item_ids)]
+        mine = frame[
+            (frame.user_id == user)
+            & (frame.timestamp >= w.start_s)
+            & (frame.timestamp < w.end_s)
+            & frame.item_id.isin(cat.item_ids)
+        ]
         mine = mine.sort_values(["timestamp", "item_id"], kind="stable")
-        expected = build_profile(cat.vectors[cat.rows(mine.item_id.to_numpy())],
-                                 mine.item_id.to_numpy(), mine.timestamp.to_numpy(),
-                                 now_s=w.now_s, params=setup["config"].profile, user_id=user)
+        expected = build_profile(
+            cat.vectors[cat.rows(mine.item_id.to_numpy())],
+            mine.item_id.to_numpy(),
+            mine.timestamp.to_numpy(),
+            now_s=w.now_s,
+            params=setup["config"].profile,
+            user_id=user,
+        )
         got = snap.profile(user)
         assert got.medoid_item_ids == expected.medoid_item_ids
         assert [c.importance for c in got.clusters] == [c.importance for c in expected.clusters]
@@ -229,7 +274,8 @@ def test_published_profiles_equal_build_profile(setup: dict) -> None:
 
 
 def test_reruns_are_byte_identical_and_independent_of_order_and_partitioning(
-        setup: dict, tmp_path: Path) -> None:
+    setup: dict, tmp_path: Path
+) -> None:
     root = setup["root"]
     first = root / "out" / RUN_DATE
     shuffled = _write_log(setup["frame"], tmp_path / "log", shuffle_seed=5)
@@ -239,8 +285,9 @@ def test_reruns_are_byte_identical_and_independent_of_order_and_partitioning(
     ]
     for log, config, workers, name in variants:
         with pytest.warns(PinnerSageWarning):
-            r = run_batch(log, root / "emb.parquet", RUN_DATE, tmp_path / name, config,
-                          workers=workers)
+            r = run_batch(
+                log, root / "emb.parquet", RUN_DATE, tmp_path / name, config, workers=workers
+            )
         assert r.manifest["content_sha256"] == setup["result"].manifest["content_sha256"]
         if name == "again":
             for f in ("profiles.parquet", "manifest.json"):
@@ -258,13 +305,19 @@ def test_crash_then_rerun_resumes_and_publishes_the_same(setup: dict, tmp_path: 
             raise RuntimeError("simulated crash")
 
     with pytest.raises(RuntimeError, match="simulated"):
-        run_batch(setup["log"], root / "emb.parquet", RUN_DATE, out, setup["config"], workers=1,
-                  after_partition=crash)
+        run_batch(
+            setup["log"],
+            root / "emb.parquet",
+            RUN_DATE,
+            out,
+            setup["config"],
+            workers=1,
+            after_partition=crash,
+        )
     assert not (out / "CURRENT").exists()
     assert len(list((out / ".work" / RUN_DATE / "parts").glob("part-*.parquet"))) == 2
     with pytest.warns(PinnerSageWarning):
-        r = run_batch(setup["log"], root / "emb.parquet", RUN_DATE, out, setup["config"],
-                      workers=1)
+        r = run_batch(setup["log"], root / "emb.parquet", RUN_DATE, out, setup["config"], workers=1)
     assert r.partitions_reused == 2
     for f in ("profiles.parquet", "manifest.json"):
         assert (out / RUN_DATE / f).read_bytes() == (root / "out" / RUN_DATE / f).read_bytes()
@@ -288,11 +341,11 @@ def test_sigkill_mid_run_then_rerun_gives_the_same_output(setup: dict, tmp_path:
     assert proc.returncode == -signal.SIGKILL
     assert not (out / "CURRENT").exists()
     with pytest.warns(PinnerSageWarning):
-        r = run_batch(setup["log"], root / "emb.parquet", RUN_DATE, out, setup["config"],
-                      workers=1)
+        r = run_batch(setup["log"], root / "emb.parquet", RUN_DATE, out, setup["config"], workers=1)
     assert r.partitions_reused == 1
-    assert (out / RUN_DATE / "profiles.parquet").read_bytes() == \
-        (root / "out" / RUN_DATE / "profiles.parquet").read_bytes()
+    assert (out / RUN_DATE / "profiles.parquet").read_bytes() == (
+        root / "out" / RUN_DATE / "profiles.parquet"
+    ).read_bytes()
 
 
 def test_failed_run_leaves_the_previous_snapshot_current(setup: dict, tmp_path: Path) -> None:
@@ -305,8 +358,15 @@ def test_failed_run_leaves_the_previous_snapshot_current(setup: dict, tmp_path: 
         raise RuntimeError("simulated crash")
 
     with pytest.raises(RuntimeError):
-        run_batch(setup["log"], root / "emb.parquet", "2024-03-11", out, setup["config"],
-                  workers=1, after_partition=crash)
+        run_batch(
+            setup["log"],
+            root / "emb.parquet",
+            "2024-03-11",
+            out,
+            setup["config"],
+            workers=1,
+            after_partition=crash,
+        )
     assert (out / "CURRENT").read_text().strip() == RUN_DATE
     assert open_snapshot(out).run_date == RUN_DATE
 
@@ -340,24 +400,40 @@ def test_corrupt_snapshot_is_rejected(setup: dict, tmp_path: Path) -> None:
         open_snapshot(tmp_path)
 
 
-def test_cli_batch_and_inspect(setup: dict, tmp_path: Path,
-                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_batch_and_inspect(
+    setup: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = setup["root"]
     items = tmp_path / "items.csv"
     pd.DataFrame({"item_id": ["i007"], "title": ["Blue teapot"]}).to_csv(items, index=False)
     conf = tmp_path / "c.toml"
     conf.write_text("[profile]\nmax_actions_per_user = 200\n[batch]\npartitions = 5\n")
     with pytest.warns(PinnerSageWarning):
-        rc = main(["batch", "--actions", str(setup["log"]), "--embeddings",
-                   str(root / "emb.parquet"), "--date", RUN_DATE, "--out", str(tmp_path / "o"),
-                   "--workers", "1", "--config", str(conf), "--no-progress"])
+        rc = main(
+            [
+                "batch",
+                "--actions",
+                str(setup["log"]),
+                "--embeddings",
+                str(root / "emb.parquet"),
+                "--date",
+                RUN_DATE,
+                "--out",
+                str(tmp_path / "o"),
+                "--workers",
+                "1",
+                "--config",
+                str(conf),
+                "--no-progress",
+            ]
+        )
     text = capsys.readouterr().out
     assert rc == 0
     assert "profiles.parquet" in text and "CURRENT" in text and "unknown_item 2" in text
-    assert (tmp_path / "o" / RUN_DATE / "profiles.parquet").read_bytes() == \
-        (root / "out" / RUN_DATE / "profiles.parquet").read_bytes()
-    assert main(["inspect", "1000", "--snapshot", str(tmp_path / "o"), "--items",
-                 str(items)]) == 0
+    assert (tmp_path / "o" / RUN_DATE / "profiles.parquet").read_bytes() == (
+        root / "out" / RUN_DATE / "profiles.parquet"
+    ).read_bytes()
+    assert main(["inspect", "1000", "--snapshot", str(tmp_path / "o"), "--items", str(items)]) == 0
     text = capsys.readouterr().out
     assert "i007  Blue teapot" in text and "1 interests" in text
     assert main(["inspect", "424242", "--snapshot", str(tmp_path / "o")]) == 2
@@ -365,17 +441,34 @@ def test_cli_batch_and_inspect(setup: dict, tmp_path: Path,
     assert load_config(conf).batch.partitions == 5
 
 
-def test_cli_flags_override_the_config_file(setup: dict, tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_flags_override_the_config_file(
+    setup: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """--alpha, --decay-per-day, --drop-singletons and the log flags beat the [profile] table."""
     import json
 
     root = setup["root"]
     conf = tmp_path / "c.toml"
     conf.write_text("[profile]\ndistance_threshold = 3.0\ndecay_per_day = 0.5\n")
-    args = ["batch", "--actions", str(setup["log"]), "--embeddings", str(root / "emb.parquet"),
-            "--date", RUN_DATE, "--out", str(tmp_path / "o"), "--workers", "1", "--config",
-            str(conf), "--no-progress", "--alpha", "0.25", "--drop-singletons"]
+    args = [
+        "batch",
+        "--actions",
+        str(setup["log"]),
+        "--embeddings",
+        str(root / "emb.parquet"),
+        "--date",
+        RUN_DATE,
+        "--out",
+        str(tmp_path / "o"),
+        "--workers",
+        "1",
+        "--config",
+        str(conf),
+        "--no-progress",
+        "--alpha",
+        "0.25",
+        "--drop-singletons",
+    ]
     assert main(args) == 0
     capsys.readouterr()
     manifest = json.loads((tmp_path / "o" / RUN_DATE / "manifest.json").read_text())

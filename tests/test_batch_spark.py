@@ -34,10 +34,18 @@ def test_spark_and_local_publish_the_same_content(spark: object, tmp_path: Path)
     config = Config().replace("profile", max_actions_per_user=200).replace("batch", partitions=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        local = run_batch(log, tmp_path / "emb.parquet", RUN_DATE, tmp_path / "local", config,
-                          workers=1)
-        remote = run_batch(log, tmp_path / "emb.parquet", RUN_DATE, tmp_path / "spark", config,
-                           engine="spark", spark=spark)
+        local = run_batch(
+            log, tmp_path / "emb.parquet", RUN_DATE, tmp_path / "local", config, workers=1
+        )
+        remote = run_batch(
+            log,
+            tmp_path / "emb.parquet",
+            RUN_DATE,
+            tmp_path / "spark",
+            config,
+            engine="spark",
+            spark=spark,
+        )
     assert remote.manifest["engine"] == "spark"
     assert remote.manifest["content_sha256"] == local.manifest["content_sha256"]
     assert remote.manifest["counts"] == local.manifest["counts"]

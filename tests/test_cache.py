@@ -24,8 +24,10 @@ from pinnersage.retrieval import (
 
 def _list(seed: int, n: int = 5) -> NeighborList:
     rng = np.random.default_rng(seed)
-    return NeighborList(rng.integers(0, 1000, n).astype(np.int64),
-                        np.sort(rng.random(n).astype(np.float32))[::-1].copy())
+    return NeighborList(
+        rng.integers(0, 1000, n).astype(np.int64),
+        np.sort(rng.random(n).astype(np.float32))[::-1].copy(),
+    )
 
 
 @pytest.fixture(params=["lru", pytest.param("redis", marks=pytest.mark.redis)])
@@ -54,8 +56,9 @@ def test_miss_then_hit_with_counts(cache: NeighborCache) -> None:
 
 def test_key_holds_k_version_and_id_type(cache: NeighborCache) -> None:
     cache.put_many([((42, 5, "v1"), _list(1)), (("42", 5, "v1"), _list(2))])
-    got = cache.get_many([(42, 5, "v1"), ("42", 5, "v1"), (42, 6, "v1"), (42, 5, "v2"),
-                          (np.int64(42), 5, "v1")])
+    got = cache.get_many(
+        [(42, 5, "v1"), ("42", 5, "v1"), (42, 6, "v1"), (42, 5, "v2"), (np.int64(42), 5, "v1")]
+    )
     assert got[0] == _list(1) and got[1] == _list(2)
     assert got[2] is None and got[3] is None  # another k, another index version
     assert got[4] == _list(1)  # numpy ints are the same item
@@ -87,12 +90,18 @@ def test_recommender_shares_cached_lists_between_users(cache: NeighborCache) -> 
     rng = np.random.default_rng(0)
     catalog = ItemCatalog.from_arrays(np.arange(200), rng.standard_normal((200, 8)))
     index = ExactIndex.build(catalog, IndexParams(kind="exact"))
-    rec = Recommender(index, catalog, cache=cache,
-                      params=RetrievalParams.paper(selection="top", clusters_per_request=2))
-    alice = InterestProfile("alice", 0.0, (InterestCluster(3, 2.0, 2, 0.0),
-                                           InterestCluster(17, 1.0, 1, 0.0)))
-    bob = InterestProfile("bob", 0.0, (InterestCluster(17, 5.0, 4, 0.0),
-                                       InterestCluster(3, 1.0, 1, 0.0)))
+    rec = Recommender(
+        index,
+        catalog,
+        cache=cache,
+        params=RetrievalParams.paper(selection="top", clusters_per_request=2),
+    )
+    alice = InterestProfile(
+        "alice", 0.0, (InterestCluster(3, 2.0, 2, 0.0), InterestCluster(17, 1.0, 1, 0.0))
+    )
+    bob = InterestProfile(
+        "bob", 0.0, (InterestCluster(17, 5.0, 4, 0.0), InterestCluster(3, 1.0, 1, 0.0))
+    )
     first = rec.recommend(alice, 10, rng=None)
     assert (cache.hits, cache.misses) == (0, 2)
     second = rec.recommend(bob, 10, rng=None)

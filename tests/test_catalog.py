@@ -68,10 +68,13 @@ def test_rows_of_ints_match_rows() -> None:
     import pickle
 
     rng = np.random.default_rng(3)
-    ids = np.unique(np.concatenate([rng.integers(-2**62, 2**62, 500), np.arange(300) << 40,
-                                    [0, -1, 2**63 - 1, -2**63]]))
+    ids = np.unique(
+        np.concatenate(
+            [rng.integers(-(2**62), 2**62, 500), np.arange(300) << 40, [0, -1, 2**63 - 1, -(2**63)]]
+        )
+    )
     cat = ItemCatalog.from_arrays(rng.permutation(ids), rng.standard_normal((ids.size, 4)))
-    keys = np.concatenate([cat.item_ids, rng.integers(-2**62, 2**62, 200), [5 << 40 | 1]])
+    keys = np.concatenate([cat.item_ids, rng.integers(-(2**62), 2**62, 200), [5 << 40 | 1]])
     want = cat.rows(keys, missing="mask")
     assert (want == -1).sum() >= 200
     np.testing.assert_array_equal(cat.rows_of_ints(keys), want)
@@ -99,8 +102,10 @@ def test_embedding_version_is_a_stable_fingerprint(vectors: np.ndarray) -> None:
     assert len(a.embedding_version) == 16
     int(a.embedding_version, 16)
     assert a.embedding_version == b.embedding_version
-    assert len({a.embedding_version, c.embedding_version, d.embedding_version,
-                e.embedding_version}) == 4
+    assert (
+        len({a.embedding_version, c.embedding_version, d.embedding_version, e.embedding_version})
+        == 4
+    )
     # already-normalised vectors are kept bit for bit
     again = ItemCatalog.from_arrays(a.item_ids, a.vectors)
     assert again.embedding_version == a.embedding_version
@@ -111,8 +116,12 @@ def test_embedding_version_is_a_stable_fingerprint(vectors: np.ndarray) -> None:
     [
         ([1, 2, 1], np.eye(3), DataFormatError, r"duplicate item id 1.*rows 0 and 2"),
         ([1, 2, 3], [[1, 0], [0, 0], [1, 1]], InvalidVectorsError, r"item 2 at row 1.*zero norm"),
-        ([1, 2, 3], [[1, 0], [0, 1], [np.nan, 1]], InvalidVectorsError,
-         r"item 3 at row 2 is not finite: dimension 0 is nan"),
+        (
+            [1, 2, 3],
+            [[1, 0], [0, 1], [np.nan, 1]],
+            InvalidVectorsError,
+            r"item 3 at row 2 is not finite: dimension 0 is nan",
+        ),
         ([1, 2, 3], [[1, 0], [np.inf, 1], [1, 1]], InvalidVectorsError, r"item 2 at row 1"),
         ([1, None, 3], np.eye(3), DataFormatError, r"row 1 is missing"),
         ([1, 2.5, 3], np.eye(3), DataFormatError, r"row 1"),
@@ -128,8 +137,9 @@ def test_bad_arrays_name_row_and_rule(ids: list, vecs: object, error: type, patt
 
 
 def test_metadata_joined_by_id(vectors: np.ndarray) -> None:
-    meta = pd.DataFrame({"item_id": ["20", "99", "10"], "title": ["two", "ghost", "one"],
-                         "price": [1, 2, 3]})
+    meta = pd.DataFrame(
+        {"item_id": ["20", "99", "10"], "title": ["two", "ghost", "one"], "price": [1, 2, 3]}
+    )
     cat = ItemCatalog.from_arrays([10, 20, 30, 40, 50], vectors, meta)
     assert cat.metadata is not None
     assert list(cat.metadata.columns) == ["title"]
@@ -145,8 +155,9 @@ def test_no_metadata_title_is_none(vectors: np.ndarray) -> None:
 def test_pickles_for_worker_processes(vectors: np.ndarray) -> None:
     import pickle
 
-    cat = ItemCatalog.from_arrays(["a", "b", "c", "d", "e"], vectors,
-                                  pd.DataFrame({"item_id": ["c"], "title": ["see"]}))
+    cat = ItemCatalog.from_arrays(
+        ["a", "b", "c", "d", "e"], vectors, pd.DataFrame({"item_id": ["c"], "title": ["see"]})
+    )
     back = pickle.loads(pickle.dumps(cat))
     assert back.embedding_version == cat.embedding_version
     assert back.row("d") == 3 and back.title("c") == "see"
@@ -165,8 +176,9 @@ def _same(a: ItemCatalog, b: ItemCatalog) -> None:
 
 @pytest.mark.parametrize("ids", [[10, 20, 30, 40, 50], ["85123A", "71053", "x", "y", "z"]])
 def test_parquet_save_load_round_trip(tmp_path: Path, vectors: np.ndarray, ids: list) -> None:
-    meta = pd.DataFrame({"item_id": ids[:2], "title": ["first", "second"],
-                         "category": ["c1", None]})
+    meta = pd.DataFrame(
+        {"item_id": ids[:2], "title": ["first", "second"], "category": ["c1", None]}
+    )
     cat = ItemCatalog.from_arrays(ids, vectors, meta)
     path = tmp_path / "sub" / "items.parquet"
     cat.save(path)
@@ -179,8 +191,12 @@ def test_parquet_save_load_round_trip(tmp_path: Path, vectors: np.ndarray, ids: 
 
 
 def test_parquet_list_column_and_renamed_columns(tmp_path: Path, vectors: np.ndarray) -> None:
-    table = pa.table({"sku": ["a", "b", "c", "d", "e"],
-                      "emb": pa.array(vectors.tolist(), type=pa.list_(pa.float64()))})
+    table = pa.table(
+        {
+            "sku": ["a", "b", "c", "d", "e"],
+            "emb": pa.array(vectors.tolist(), type=pa.list_(pa.float64())),
+        }
+    )
     path = tmp_path / "e.parquet"
     pq.write_table(table, path)
     cat = ItemCatalog.load(path, id_col="sku", vector_col="emb")
@@ -191,8 +207,9 @@ def test_parquet_dimension_columns(tmp_path: Path, vectors: np.ndarray) -> None:
     frame = pd.DataFrame(vectors, columns=[f"d{i}" for i in range(4)])
     frame.insert(0, "item_id", [1, 2, 3, 4, 5])
     frame.to_parquet(tmp_path / "e.parquet")
-    _same(ItemCatalog.load(tmp_path / "e.parquet"), ItemCatalog.from_arrays([1, 2, 3, 4, 5],
-                                                                              vectors))
+    _same(
+        ItemCatalog.load(tmp_path / "e.parquet"), ItemCatalog.from_arrays([1, 2, 3, 4, 5], vectors)
+    )
 
 
 def test_npy_with_ids_file_beside_it(tmp_path: Path, vectors: np.ndarray) -> None:
@@ -219,11 +236,17 @@ def test_csv_dimension_columns_and_vector_column(tmp_path: Path, vectors: np.nda
     frame = pd.DataFrame(vectors, columns=["a", "b", "c", "d"])
     frame.insert(0, "item_id", [101, 102, 103, 104, 105])
     frame.to_csv(tmp_path / "dims.csv", index=False)
-    _same(ItemCatalog.load(tmp_path / "dims.csv"),
-          ItemCatalog.from_arrays([101, 102, 103, 104, 105], vectors))
-    vec = pd.DataFrame({"item_id": ["p", "q", "r", "s", "t"],
-                        "vector": ["[" + ", ".join(map(repr, v.tolist())) + "]" for v in vectors],
-                        "title": list("PQRST")})
+    _same(
+        ItemCatalog.load(tmp_path / "dims.csv"),
+        ItemCatalog.from_arrays([101, 102, 103, 104, 105], vectors),
+    )
+    vec = pd.DataFrame(
+        {
+            "item_id": ["p", "q", "r", "s", "t"],
+            "vector": ["[" + ", ".join(map(repr, v.tolist())) + "]" for v in vectors],
+            "title": list("PQRST"),
+        }
+    )
     vec.to_csv(tmp_path / "vec.csv.gz", index=False)
     cat = ItemCatalog.load(tmp_path / "vec.csv.gz")
     _same(cat, ItemCatalog.from_arrays(list("pqrst"), vectors))
@@ -232,9 +255,9 @@ def test_csv_dimension_columns_and_vector_column(tmp_path: Path, vectors: np.nda
 
 def test_items_file_joins_metadata(tmp_path: Path, vectors: np.ndarray) -> None:
     ItemCatalog.from_arrays([1, 2, 3, 4, 5], vectors).save(tmp_path / "e.parquet")
-    pd.DataFrame({"item_id": [3, 1], "title": ["three", "one"],
-                  "image_url": ["http://x/3.jpg", None]}).to_csv(tmp_path / "items.csv",
-                                                                 index=False)
+    pd.DataFrame(
+        {"item_id": [3, 1], "title": ["three", "one"], "image_url": ["http://x/3.jpg", None]}
+    ).to_csv(tmp_path / "items.csv", index=False)
     cat = ItemCatalog.load(tmp_path / "e.parquet", items=tmp_path / "items.csv")
     assert cat.title(3) == "three" and cat.title(2) is None
     assert cat.metadata is not None and cat.metadata["image_url"].iat[2] == "http://x/3.jpg"
@@ -252,23 +275,44 @@ def test_shipped_online_retail_items_join() -> None:
 @pytest.mark.parametrize(
     ("write", "pattern"),
     [
-        (lambda p: pq.write_table(pa.table({"id": [1, 2], "vector": [[1.0], [2.0]]}), p),
-         r"no id column 'item_id'; columns present: id, vector"),
-        (lambda p: pq.write_table(pa.table({"item_id": [1, 2], "name": ["a", "b"]}), p),
-         r"no vector column 'vector'"),
-        (lambda p: pq.write_table(pa.table({"item_id": [1, 2, 3],
-                                            "vector": [[1.0, 0.0], [1.0, 2.0, 3.0], [0.0, 1.0]]}),
-                                  p),
-         r"ragged vectors, row 1 \(item 2\) has 3 values but row 0 has 2"),
-        (lambda p: pq.write_table(pa.table({"item_id": ["a", "b"],
-                                            "vector": [[1.0, 0.0], None]}), p),
-         r"row 1 \(item 'b'\) has no vector"),
-        (lambda p: pq.write_table(pa.table({"item_id": ["a", "b"],
-                                            "vector": [[1.0, 0.0], [None, 1.0]]}), p),
-         r"item 'b' at row 1 .*not finite"),
-        (lambda p: pq.write_table(pa.table({"item_id": ["a", "b", "a"],
-                                            "vector": [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]}), p),
-         r"duplicate item id 'a' in .*: rows 0 and 2"),
+        (
+            lambda p: pq.write_table(pa.table({"id": [1, 2], "vector": [[1.0], [2.0]]}), p),
+            r"no id column 'item_id'; columns present: id, vector",
+        ),
+        (
+            lambda p: pq.write_table(pa.table({"item_id": [1, 2], "name": ["a", "b"]}), p),
+            r"no vector column 'vector'",
+        ),
+        (
+            lambda p: pq.write_table(
+                pa.table(
+                    {"item_id": [1, 2, 3], "vector": [[1.0, 0.0], [1.0, 2.0, 3.0], [0.0, 1.0]]}
+                ),
+                p,
+            ),
+            r"ragged vectors, row 1 \(item 2\) has 3 values but row 0 has 2",
+        ),
+        (
+            lambda p: pq.write_table(
+                pa.table({"item_id": ["a", "b"], "vector": [[1.0, 0.0], None]}), p
+            ),
+            r"row 1 \(item 'b'\) has no vector",
+        ),
+        (
+            lambda p: pq.write_table(
+                pa.table({"item_id": ["a", "b"], "vector": [[1.0, 0.0], [None, 1.0]]}), p
+            ),
+            r"item 'b' at row 1 .*not finite",
+        ),
+        (
+            lambda p: pq.write_table(
+                pa.table(
+                    {"item_id": ["a", "b", "a"], "vector": [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]}
+                ),
+                p,
+            ),
+            r"duplicate item id 'a' in .*: rows 0 and 2",
+        ),
         (lambda p: p.write_bytes(b"not parquet at all"), r"not a readable parquet file"),
     ],
 )

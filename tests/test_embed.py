@@ -23,11 +23,13 @@ RETAIL = ROOT / "data" / "online-retail"
 
 def _random_log(seed: int, n: int = 400, users: int = 12, items: int = 30) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "user_id": rng.integers(0, users, n),
-        "item_id": [f"i{v}" for v in rng.integers(0, items, n)],
-        "timestamp": rng.integers(0, 50, n),  # many ties: order must still be defined
-    })
+    return pd.DataFrame(
+        {
+            "user_id": rng.integers(0, users, n),
+            "item_id": [f"i{v}" for v in rng.integers(0, items, n)],
+            "timestamp": rng.integers(0, 50, n),  # many ties: order must still be defined
+        }
+    )
 
 
 def _naive_counts(frame: pd.DataFrame, window: int) -> dict[tuple[str, str], int]:
@@ -40,7 +42,7 @@ def _naive_counts(frame: pd.DataFrame, window: int) -> dict[tuple[str, str], int
         last = {item: i for i, item in enumerate(seq)}
         seq = [item for i, item in enumerate(seq) if last[item] == i]
         for i, a in enumerate(seq):
-            for b in seq[i + 1:i + 1 + window]:
+            for b in seq[i + 1 : i + 1 + window]:
                 counts[(a, b)] += 1
                 counts[(b, a)] += 1
     return dict(counts)
@@ -51,8 +53,10 @@ def test_counts_match_the_naive_twin(seed: int, window: int) -> None:
     frame = _random_log(seed)
     ids, users, items, _ = _sequences(frame, 1)
     counts = cooccurrence_counts(users, items, len(ids), window).tocoo()
-    fast = {(ids[r], ids[c]): int(v) for r, c, v in zip(counts.row, counts.col, counts.data,
-                                                          strict=True)}
+    fast = {
+        (ids[r], ids[c]): int(v)
+        for r, c, v in zip(counts.row, counts.col, counts.data, strict=True)
+    }
     assert fast == _naive_counts(frame, window)
 
 
@@ -110,11 +114,13 @@ def test_cooccurrence_is_deterministic_and_sorted() -> None:
 
 
 def test_cooccurrence_isolated_and_rare_items_get_no_vector() -> None:
-    frame = pd.DataFrame({
-        "user_id": [1, 1, 2, 2, 3, 4, 4],
-        "item_id": ["a", "b", "a", "b", "lonely", "a", "c"],
-        "timestamp": [1, 2, 1, 2, 1, 1, 2],
-    })
+    frame = pd.DataFrame(
+        {
+            "user_id": [1, 1, 2, 2, 3, 4, 4],
+            "item_id": ["a", "b", "a", "b", "lonely", "a", "c"],
+            "timestamp": [1, 2, 1, 2, 1, 1, 2],
+        }
+    )
     res = cooccurrence_embeddings(frame, dim=4)
     assert "lonely" not in res.catalog
     assert res.stats["items_isolated"] == 1
@@ -132,8 +138,9 @@ def test_cooccurrence_bad_input() -> None:
     with pytest.raises(DataFormatError, match="missing 'item_id'"):
         cooccurrence_embeddings(pd.DataFrame({"user_id": [1], "sku": [2]}))
     with pytest.raises(DataFormatError, match="at least two items"):
-        cooccurrence_embeddings(pd.DataFrame({"user_id": [1, 2], "item_id": [5, 5],
-                                              "timestamp": [1, 2]}))
+        cooccurrence_embeddings(
+            pd.DataFrame({"user_id": [1, 2], "item_id": [5, 5], "timestamp": [1, 2]})
+        )
 
 
 @pytest.fixture(scope="module")
@@ -213,21 +220,41 @@ def test_registry_lists_the_builders() -> None:
 # -- command line ---------------------------------------------------------------------------------
 
 
-def test_cli_cooccurrence_with_renamed_columns(tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_cooccurrence_with_renamed_columns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     frame = _random_log(7, n=600, users=20, items=40).rename(
-        columns={"user_id": "CustomerID", "item_id": "StockCode", "timestamp": "InvoiceDate"})
+        columns={"user_id": "CustomerID", "item_id": "StockCode", "timestamp": "InvoiceDate"}
+    )
     frame["InvoiceDate"] = pd.to_datetime(frame["InvoiceDate"], unit="D").dt.strftime(
-        "%Y-%m-%d %H:%M:%S")
+        "%Y-%m-%d %H:%M:%S"
+    )
     frame.loc[0, "CustomerID"] = None
     frame.to_csv(tmp_path / "log.csv.gz", index=False)
     pd.DataFrame({"item_id": ["i1", "i2"], "title": ["one", "two"]}).to_csv(
-        tmp_path / "items.csv", index=False)
+        tmp_path / "items.csv", index=False
+    )
     out = tmp_path / "out" / "items.parquet"
-    status = main(["embed", "cooccurrence", "--actions", str(tmp_path / "log.csv.gz"),
-                   "--out", str(out), "--dim", "6", "--user-col", "CustomerID",
-                   "--item-col", "StockCode", "--time-col", "InvoiceDate",
-                   "--items", str(tmp_path / "items.csv")])
+    status = main(
+        [
+            "embed",
+            "cooccurrence",
+            "--actions",
+            str(tmp_path / "log.csv.gz"),
+            "--out",
+            str(out),
+            "--dim",
+            "6",
+            "--user-col",
+            "CustomerID",
+            "--item-col",
+            "StockCode",
+            "--time-col",
+            "InvoiceDate",
+            "--items",
+            str(tmp_path / "items.csv"),
+        ]
+    )
     assert status == 0
     printed = capsys.readouterr().out
     assert "dropped 1 (missing_user 1)" in printed
@@ -241,19 +268,37 @@ def test_cli_config_file_names_the_columns(tmp_path: Path) -> None:
     _random_log(8).rename(columns={"user_id": "u"}).to_parquet(tmp_path / "log.parquet")
     (tmp_path / "c.toml").write_text('[log]\nuser_col = "u"\n')
     out = tmp_path / "e.parquet"
-    args = ["embed", "cooccurrence", "--actions", str(tmp_path / "log.parquet"),
-            "--out", str(out), "--dim", "4"]
+    args = [
+        "embed",
+        "cooccurrence",
+        "--actions",
+        str(tmp_path / "log.parquet"),
+        "--out",
+        str(out),
+        "--dim",
+        "4",
+    ]
     assert main([*args, "--config", str(tmp_path / "c.toml")]) == 0
     assert main(["embed", "--config", str(tmp_path / "c.toml"), *args[1:]]) == 0
     assert len(ItemCatalog.load(out)) > 0
 
 
-def test_cli_bad_log_fails_with_one_line(tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
-    pd.DataFrame({"user": [1], "item_id": [2], "timestamp": [3]}).to_csv(tmp_path / "bad.csv",
-                                                                        index=False)
-    status = main(["embed", "cooccurrence", "--actions", str(tmp_path / "bad.csv"),
-                   "--out", str(tmp_path / "o.parquet")])
+def test_cli_bad_log_fails_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pd.DataFrame({"user": [1], "item_id": [2], "timestamp": [3]}).to_csv(
+        tmp_path / "bad.csv", index=False
+    )
+    status = main(
+        [
+            "embed",
+            "cooccurrence",
+            "--actions",
+            str(tmp_path / "bad.csv"),
+            "--out",
+            str(tmp_path / "o.parquet"),
+        ]
+    )
     assert status == 2
     err = capsys.readouterr().err
     assert "no column 'user_id'" in err and "columns present: user, item_id, timestamp" in err
@@ -263,17 +308,61 @@ def test_cli_bad_log_fails_with_one_line(tmp_path: Path,
 def test_cli_als_and_combine(tmp_path: Path) -> None:
     _random_log(9, n=800, users=30, items=40).to_parquet(tmp_path / "log.parquet")
     co, als = tmp_path / "co.parquet", tmp_path / "als.parquet"
-    assert main(["embed", "cooccurrence", "--actions", str(tmp_path / "log.parquet"),
-                 "--out", str(co), "--dim", "5"]) == 0
-    assert main(["embed", "als", "--actions", str(tmp_path / "log.parquet"), "--out", str(als),
-                 "--dim", "4", "--iterations", "2"]) == 0
+    assert (
+        main(
+            [
+                "embed",
+                "cooccurrence",
+                "--actions",
+                str(tmp_path / "log.parquet"),
+                "--out",
+                str(co),
+                "--dim",
+                "5",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "embed",
+                "als",
+                "--actions",
+                str(tmp_path / "log.parquet"),
+                "--out",
+                str(als),
+                "--dim",
+                "4",
+                "--iterations",
+                "2",
+            ]
+        )
+        == 0
+    )
     both = tmp_path / "both.parquet"
-    assert main(["embed", "combine", "--inputs", str(co), str(als), "--weights", "2", "1",
-                 "--out", str(both)]) == 0
+    assert (
+        main(
+            [
+                "embed",
+                "combine",
+                "--inputs",
+                str(co),
+                str(als),
+                "--weights",
+                "2",
+                "1",
+                "--out",
+                str(both),
+            ]
+        )
+        == 0
+    )
     combined = ItemCatalog.load(both)
     assert combined.dim == 9
-    assert len(combined) == len(set(ItemCatalog.load(co).item_ids) & set(
-        ItemCatalog.load(als).item_ids))
+    assert len(combined) == len(
+        set(ItemCatalog.load(co).item_ids) & set(ItemCatalog.load(als).item_ids)
+    )
 
 
 def test_text_without_the_extra_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:

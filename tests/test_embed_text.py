@@ -23,12 +23,19 @@ pytestmark = [
     ),
 ]
 
-ITEMS = pd.DataFrame({
-    "item_id": [1, 2, 3, 4, 5],
-    "title": ["red ceramic coffee mug", "blue porcelain tea cup", "garden hose 20m",
-              None, "watering can for plants"],
-    "category": ["kitchen", "kitchen", "garden", "garden", "garden"],
-})
+ITEMS = pd.DataFrame(
+    {
+        "item_id": [1, 2, 3, 4, 5],
+        "title": [
+            "red ceramic coffee mug",
+            "blue porcelain tea cup",
+            "garden hose 20m",
+            None,
+            "watering can for plants",
+        ],
+        "category": ["kitchen", "kitchen", "garden", "garden", "garden"],
+    }
+)
 
 
 def test_text_vectors_put_similar_titles_close() -> None:
@@ -57,8 +64,21 @@ def test_text_missing_column() -> None:
 def test_cli_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ITEMS.to_csv(tmp_path / "items.csv", index=False)
     out = tmp_path / "text.parquet"
-    assert main(["embed", "text", "--items", str(tmp_path / "items.csv"), "--text-column",
-                 "title", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "embed",
+                "text",
+                "--items",
+                str(tmp_path / "items.csv"),
+                "--text-column",
+                "title",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "wrote 4 item vectors of 384 dimensions" in capsys.readouterr().out
     cat = ItemCatalog.load(out)
     assert cat.title(5) == "watering can for plants"

@@ -24,8 +24,10 @@ def test_hits_and_relevance_match_naive(seed: int) -> None:
     cands[rng.random((n_cases, budget)) < 0.2] = -1
     t_case = rng.integers(0, n_cases, 40)
     t_item = rng.integers(0, n_items, 40)
-    assert np.array_equal(M.candidate_hits(cands, t_case, t_item, n_items),
-                          N.candidate_hits_naive(cands, t_case, t_item))
+    assert np.array_equal(
+        M.candidate_hits(cands, t_case, t_item, n_items),
+        N.candidate_hits_naive(cands, t_case, t_item),
+    )
     vec = _unit(rng, n_items, 3)
     rel = (vec @ vec.T) >= 0.6
     got = M.candidate_relevance(cands, t_case, t_item, rel, chunk=7)
@@ -72,8 +74,9 @@ def test_diversity_matches_naive() -> None:
         else:
             assert got[g] == pytest.approx(want, abs=1e-12)
     same = np.repeat(v[:1], 5, axis=0)
-    assert M.mean_pairwise_diversity(same, np.zeros(5, np.int64), 1)[0] == pytest.approx(0.0,
-                                                                                        abs=1e-12)
+    assert M.mean_pairwise_diversity(same, np.zeros(5, np.int64), 1)[0] == pytest.approx(
+        0.0, abs=1e-12
+    )
 
 
 def test_padded_diversity_matches_naive() -> None:

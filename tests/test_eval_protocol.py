@@ -23,8 +23,9 @@ from pinnersage.evaluation.runner import evaluate
 DAY = SECONDS_PER_DAY
 
 
-def synthetic_log(seed: int = 0, n_users: int = 40, n_days: int = 40, n_items: int = 60
-                  ) -> pd.DataFrame:
+def synthetic_log(
+    seed: int = 0, n_users: int = 40, n_days: int = 40, n_items: int = 60
+) -> pd.DataFrame:
     """Users with 2-3 interests (item blocks), acting on a few random days."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -34,8 +35,13 @@ def synthetic_log(seed: int = 0, n_users: int = 40, n_days: int = 40, n_items: i
         for day in np.sort(rng.choice(n_days, size=int(rng.integers(3, 10)), replace=False)):
             for _ in range(int(rng.integers(1, 5))):
                 item = int(rng.choice(blocks[rng.choice(interests)]))
-                rows.append((u, f"i{item}", int(1_600_000_000 // DAY * DAY + day * DAY
-                                                + rng.integers(0, DAY))))
+                rows.append(
+                    (
+                        u,
+                        f"i{item}",
+                        int(1_600_000_000 // DAY * DAY + day * DAY + rng.integers(0, DAY)),
+                    )
+                )
     return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
 
 
@@ -77,8 +83,10 @@ def test_per_user_split_uses_each_users_last_day() -> None:
         last = (log.time[log.user == c.user] // DAY).max()
         assert c.day_s == last * DAY
         assert (c.hist_time < c.day_s).all()
-    assert not (mask & (log.time // DAY == np.array(
-        [(log.time[log.user == u] // DAY).max() for u in log.user]))).any()
+    assert not (
+        mask
+        & (log.time // DAY == np.array([(log.time[log.user == u] // DAY).max() for u in log.user]))
+    ).any()
 
 
 def test_auto_split_walks_forward_only_when_the_test_days_hold_enough_users() -> None:
@@ -111,16 +119,23 @@ def test_auto_split_is_recorded_and_warned_by_evaluate() -> None:
         class V:
             item_ids = ids.astype(object)
             vectors = np.random.default_rng(0).normal(size=(ids.shape[0], 4)).astype(np.float32)
+
         return V()
 
     models = [ModelSpec(name="last_item", kind="last_item")]
     with pytest.warns(PinnerSageWarning, match="min_test_users"):
-        res = evaluate(frame, models, Protocol(test_days=4, bootstrap=0), embedder=embedder,
-                       progress=False)
+        res = evaluate(
+            frame, models, Protocol(test_days=4, bootstrap=0), embedder=embedder, progress=False
+        )
     assert res.info["split"] == "user" and res.info["split_requested"] == "auto"
     assert res.info["n_cases_evaluated"] == res.info["n_users_evaluated"]  # one day per user
-    res = evaluate(frame, models, Protocol(split="day", test_days=4, bootstrap=0),
-                   embedder=embedder, progress=False)
+    res = evaluate(
+        frame,
+        models,
+        Protocol(split="day", test_days=4, bootstrap=0),
+        embedder=embedder,
+        progress=False,
+    )
     assert res.info["split"] == "day" and "as asked" in res.info["split_reason"]
     assert len(res.info["test_days"]) == 4
 
@@ -137,19 +152,29 @@ def test_embeddings_are_fit_only_on_data_before_the_first_test_day() -> None:
         class V:
             item_ids = ids.astype(object)
             vectors = rng.normal(size=(ids.shape[0], 4)).astype(np.float32)
+
         return V()
 
     proto = Protocol(split="day", test_days=4, bootstrap=0)
-    res = evaluate(frame, [ModelSpec(name="last_item", kind="last_item")], proto,
-                   embedder=embedder, progress=False)
+    res = evaluate(
+        frame,
+        [ModelSpec(name="last_item", kind="last_item")],
+        proto,
+        embedder=embedder,
+        progress=False,
+    )
     first = res.info["first_test_day"]
     assert seen_frames and all(int(f["timestamp"].max()) < first for f in seen_frames)
     assert res.info["fit_last_timestamp"] < first
     # refit every 2 test days: each fit ends before its block's first day
     seen_frames.clear()
-    evaluate(frame, [ModelSpec(name="last_item", kind="last_item")],
-             Protocol(split="day", test_days=4, refit_every=2, bootstrap=0,
-                      embedding_kind="other"), embedder=embedder, progress=False)
+    evaluate(
+        frame,
+        [ModelSpec(name="last_item", kind="last_item")],
+        Protocol(split="day", test_days=4, refit_every=2, bootstrap=0, embedding_kind="other"),
+        embedder=embedder,
+        progress=False,
+    )
     assert len(seen_frames) == 3  # the reference and two refits
     days = last_day_starts(encode_log(frame), 4)
     assert int(seen_frames[1]["timestamp"].max()) < days[0]

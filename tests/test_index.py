@@ -76,8 +76,9 @@ def test_scores_are_cosines_of_unnormalised_queries(cls: type, int_catalog: Item
     found = index.search(q, 4)
     assert found.ids.shape == (1, 4)
     rows = int_catalog.rows(found.ids[0])
-    np.testing.assert_allclose(found.scores[0], int_catalog.vectors[rows] @ int_catalog.vectors[10],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        found.scores[0], int_catalog.vectors[rows] @ int_catalog.vectors[10], atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("cls", KINDS)
@@ -124,8 +125,9 @@ def test_save_load_round_trip(cls: type, catalog: ItemCatalog, tmp_path: Path) -
 
 
 @pytest.mark.parametrize("cls", KINDS)
-def test_load_with_other_embeddings_is_refused(cls: type, catalog: ItemCatalog,
-                                               int_catalog: ItemCatalog, tmp_path: Path) -> None:
+def test_load_with_other_embeddings_is_refused(
+    cls: type, catalog: ItemCatalog, int_catalog: ItemCatalog, tmp_path: Path
+) -> None:
     cls.build(catalog, PARAMS).save(tmp_path / "ix")
     with pytest.raises(EmbeddingVersionMismatchError, match=catalog.embedding_version):
         open_index(tmp_path / "ix", int_catalog)
@@ -133,8 +135,9 @@ def test_load_with_other_embeddings_is_refused(cls: type, catalog: ItemCatalog,
 
 @pytest.mark.parametrize("cls", KINDS)
 @pytest.mark.parametrize("damage", ["flip", "truncate", "no_manifest", "bad_json", "drop_ids"])
-def test_damaged_files_are_refused_before_parsing(cls: type, damage: str, int_catalog: ItemCatalog,
-                                                  tmp_path: Path) -> None:
+def test_damaged_files_are_refused_before_parsing(
+    cls: type, damage: str, int_catalog: ItemCatalog, tmp_path: Path
+) -> None:
     folder = tmp_path / "ix"
     cls.build(int_catalog, PARAMS).save(folder)
     payload = folder / ("hnsw.bin" if cls is HnswIndex else "vectors.npy")
@@ -210,8 +213,9 @@ def test_dedupe_keeps_the_first_row_of_each_group(cls: type, duplicated: ItemCat
 
 
 @pytest.mark.parametrize("cls", KINDS)
-def test_filter_drops_items_and_counts_unknown_ids(cls: type, duplicated: ItemCatalog,
-                                                   tmp_path: Path) -> None:
+def test_filter_drops_items_and_counts_unknown_ids(
+    cls: type, duplicated: ItemCatalog, tmp_path: Path
+) -> None:
     path = tmp_path / "low-quality.txt"
     path.write_text("# low quality\ni3\n\ni5  # blurry\nnot-an-item\n")
     ids = read_item_id_file(path)
@@ -224,7 +228,8 @@ def test_filter_drops_items_and_counts_unknown_ids(cls: type, duplicated: ItemCa
 
 
 def test_near_duplicates_approximate_matches_exact_twin(
-        clustered_vectors: Callable[..., np.ndarray]) -> None:
+    clustered_vectors: Callable[..., np.ndarray],
+) -> None:
     rng = np.random.default_rng(9)
     x = clustered_vectors(1500, 16, 10, 0.6, rng)
     dup_of = rng.choice(1500, size=120, replace=False)

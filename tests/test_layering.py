@@ -26,8 +26,9 @@ def test_core_modules_import_only_numpy_scipy_numba_and_stdlib() -> None:
                 top = name.split(".")[0]
                 assert top in ALLOWED or top in stdlib, f"{path.name} imports {name}"
                 if top == "pinnersage":
-                    assert name.startswith(("pinnersage.core", "pinnersage.errors",
-                                            "pinnersage.params")), f"{path.name} imports {name}"
+                    assert name.startswith(
+                        ("pinnersage.core", "pinnersage.errors", "pinnersage.params")
+                    ), f"{path.name} imports {name}"
 
 
 def test_importing_pinnersage_loads_no_heavy_dependency() -> None:

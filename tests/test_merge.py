@@ -10,8 +10,9 @@ from pinnersage.retrieval.merge import merge_in_turn, merge_in_turn_reference
 N_ROWS = 60
 
 
-def _case(rng: np.random.Generator, by_id: bool) -> tuple[
-        list[np.ndarray], list[np.ndarray], np.ndarray, list[int], list[bool], set[int]]:
+def _case(
+    rng: np.random.Generator, by_id: bool
+) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, list[int], list[bool], set[int]]:
     rows, scores, quotas, complete = [], [], [], []
     for _ in range(int(rng.integers(1, 6))):
         n = int(rng.integers(0, 30))
@@ -22,8 +23,11 @@ def _case(rng: np.random.Generator, by_id: bool) -> tuple[
         scores.append(drawn if rng.random() < 0.1 else np.sort(drawn)[::-1].copy())
         quotas.append(int(rng.integers(0, 12)))
         complete.append(bool(rng.random() < 0.7))
-    ids = (rng.choice(np.arange(-50, 50) * 9_999_991, size=N_ROWS, replace=False)  # any int64
-           if by_id else np.zeros(0, np.int64))
+    ids = (
+        rng.choice(np.arange(-50, 50) * 9_999_991, size=N_ROWS, replace=False)  # any int64
+        if by_id
+        else np.zeros(0, np.int64)
+    )
     keys = ids if by_id else np.arange(N_ROWS)
     excluded = set(rng.choice(keys, size=int(rng.integers(0, 20))).tolist())
     return rows, scores, ids, quotas, complete, excluded
@@ -36,11 +40,20 @@ def test_compiled_merge_matches_the_python_twin(by_id: bool) -> None:
     for _ in range(500):
         rows, scores, ids, quotas, complete, excluded = _case(rng, by_id)
         keys, got, origin, short = merge_in_turn(
-            rows, scores, ids, np.array([quotas, complete], np.int64),
-            np.array(sorted(excluded), dtype=np.int64))
+            rows,
+            scores,
+            ids,
+            np.array([quotas, complete], np.int64),
+            np.array(sorted(excluded), dtype=np.int64),
+        )
         want, want_short = merge_in_turn_reference(
-            [r.tolist() for r in rows], [s.tolist() for s in scores],
-            ids.tolist() if by_id else None, quotas, complete, excluded)
+            [r.tolist() for r in rows],
+            [s.tolist() for s in scores],
+            ids.tolist() if by_id else None,
+            quotas,
+            complete,
+            excluded,
+        )
         assert short == want_short
         shorts += short >= 0
         assert origin.tolist() == [s for s, _ in want]
@@ -55,13 +68,18 @@ def test_compiled_merge_matches_the_python_twin(by_id: bool) -> None:
 
 def test_no_source() -> None:
     keys, got, origin, short = merge_in_turn(
-        [], [], np.zeros(0, np.int64), np.zeros((2, 0), np.int64), np.zeros(0, np.int64))
+        [], [], np.zeros(0, np.int64), np.zeros((2, 0), np.int64), np.zeros(0, np.int64)
+    )
     assert keys.shape == got.shape == origin.shape == (0,) and short == -1
 
 
 @pytest.mark.parametrize("complete", [0, 1])
 def test_a_list_that_runs_short(complete: int) -> None:
     keys, _, _, short = merge_in_turn(
-        [np.array([5, 6, 7], np.int64)], [np.array([0.9, 0.8, 0.7], np.float32)],
-        np.zeros(0, np.int64), np.array([[3], [complete]], np.int64), np.array([6], np.int64))
+        [np.array([5, 6, 7], np.int64)],
+        [np.array([0.9, 0.8, 0.7], np.float32)],
+        np.zeros(0, np.int64),
+        np.array([[3], [complete]], np.int64),
+        np.array([6], np.int64),
+    )
     assert (short, keys.tolist()) == ((-1, [5, 7]) if complete else (0, []))

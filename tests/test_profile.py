@@ -393,8 +393,9 @@ def test_items_clustered_once_with_their_multiplicity(seed: int) -> None:
     items /= np.linalg.norm(items, axis=1, keepdims=True)
     rows = rng.integers(0, int(rng.integers(1, 60)), int(rng.integers(1, 150)))
     for keep in (True, False):
-        params = ProfileParams(distance_threshold=float(rng.uniform(0.2, 2.0)),
-                               keep_singletons=keep)
+        params = ProfileParams(
+            distance_threshold=float(rng.uniform(0.2, 2.0)), keep_singletons=keep
+        )
         fast, c_fast = ward_labels_of_items(items[rows], rows, params)
         slow, c_slow = cluster_labels(items[rows], params)
         assert c_fast == c_slow
@@ -424,8 +425,9 @@ def test_non_finite_vectors_raise_for_every_method(method: str, bad: float, dtyp
     x = np.ones((6, 3), dtype=dtype)
     x[4, 1] = bad
     with pytest.raises(InvalidVectorsError, match="row 4"):
-        build_profile(x, list(range(6)), np.arange(6.0), now_s=10.0,
-                      params=ProfileParams(method=method))
+        build_profile(
+            x, list(range(6)), np.arange(6.0), now_s=10.0, params=ProfileParams(method=method)
+        )
 
 
 @pytest.mark.parametrize("method", ["ward", "kmeans"])
@@ -436,9 +438,7 @@ def test_profile_decay_average_is_the_baselines_bit_for_bit(method: str, d: int)
     x = rng.normal(size=(40, d)).astype(np.float32)
     t = np.sort(rng.uniform(0, 50 * 86400.0, 40))
     now = 60 * 86400.0
-    profile = build_profile(
-        x, list(range(40)), t, now_s=now, params=ProfileParams(method=method)
-    )
+    profile = build_profile(x, list(range(40)), t, now_s=now, params=ProfileParams(method=method))
     want = decay_average(x.astype(np.float64), t, now_s=now, decay_per_day=0.01)
     assert profile.decay_average is not None
     np.testing.assert_array_equal(profile.decay_average, want.astype(np.float32))

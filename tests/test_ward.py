@@ -401,7 +401,13 @@ def test_eager_chain_makes_the_lazy_chains_merges(seed: int) -> None:
     out = [np.empty(c, np.int64), np.empty(c, np.int64), np.empty(c)]
     work = [np.empty(c, t) for t in (np.int64, np.float64, np.bool_, np.bool_, np.int64)]
     step = _nn_chain_eager(
-        d.copy(), sizes.copy(), alpha, part, *out, 0, *work,
+        d.copy(),
+        sizes.copy(),
+        alpha,
+        part,
+        *out,
+        0,
+        *work,
         *(np.empty(c, np.int64) for _ in range(4)),
     )
     slot = np.empty(10 * c, np.int64)

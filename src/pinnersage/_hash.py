@@ -31,8 +31,9 @@ def table_bits(n: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def set_add(table: npt.NDArray[np.int64], used: npt.NDArray[np.uint8], bits: int,
-            key: np.int64) -> bool:
+def set_add(
+    table: npt.NDArray[np.int64], used: npt.NDArray[np.uint8], bits: int, key: np.int64
+) -> bool:
     """Insert ``key`` into the set ``(table, used)`` of ``2**bits`` slots; False if it was in."""
     mask = (1 << bits) - 1
     slot = _slot(key, bits)
@@ -60,8 +61,9 @@ def row_table(ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
 
 
 @njit(cache=True, nogil=True)
-def table_rows(table: npt.NDArray[np.int64], ids: npt.NDArray[np.int64],
-               keys: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+def table_rows(
+    table: npt.NDArray[np.int64], ids: npt.NDArray[np.int64], keys: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
     """The rows of ``keys`` in ``row_table(ids)``; -1 for a key not in ``ids``."""
     bits = 0
     while (1 << bits) < table.shape[0]:

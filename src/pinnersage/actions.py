@@ -51,7 +51,12 @@ __all__ = [
 
 #: Reasons a row is dropped, in the order they are checked.
 DROP_REASONS: tuple[str, ...] = (
-    "missing_user", "missing_item", "bad_timestamp", "action_type", "before_start", "after_end",
+    "missing_user",
+    "missing_item",
+    "bad_timestamp",
+    "action_type",
+    "before_start",
+    "after_end",
 )
 
 _DATA_SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz", ".tsv", ".tsv.gz")
@@ -82,9 +87,12 @@ class ReadReport:
         dropped = dict(self.dropped)
         for k, v in other.dropped.items():
             dropped[k] = dropped.get(k, 0) + v
-        return ReadReport(self.rows_read + other.rows_read, self.rows_kept + other.rows_kept,
-                          {k: dropped[k] for k in DROP_REASONS if k in dropped},
-                          self.files + other.files)
+        return ReadReport(
+            self.rows_read + other.rows_read,
+            self.rows_kept + other.rows_kept,
+            {k: dropped[k] for k in DROP_REASONS if k in dropped},
+            self.files + other.files,
+        )
 
     def summary(self) -> str:
         """One line for people, e.g. ``read 10 rows from 1 file; kept 9; dropped 1
@@ -98,8 +106,12 @@ class ReadReport:
 
     def to_dict(self) -> dict[str, object]:
         """Plain data (for manifests and JSON reports)."""
-        return {"rows_read": self.rows_read, "rows_kept": self.rows_kept,
-                "dropped": dict(self.dropped), "files": self.files}
+        return {
+            "rows_read": self.rows_read,
+            "rows_kept": self.rows_kept,
+            "dropped": dict(self.dropped),
+            "files": self.files,
+        }
 
 
 @dataclass(frozen=True)
@@ -136,19 +148,27 @@ def action_files(path: str | Path) -> list[Path]:
     if not p.exists():
         raise DataFormatError(f"action log {p} does not exist")
     files = sorted(
-        f for f in p.rglob("*")
-        if f.is_file() and f.name.lower().endswith(_DATA_SUFFIXES)
+        f
+        for f in p.rglob("*")
+        if f.is_file()
+        and f.name.lower().endswith(_DATA_SUFFIXES)
         and not any(part.startswith((".", "_")) for part in f.relative_to(p).parts)
     )
     if not files:
-        raise DataFormatError(f"action log folder {p} holds no data file (expected "
-                              + ", ".join(_DATA_SUFFIXES) + ")")
+        raise DataFormatError(
+            f"action log folder {p} holds no data file (expected " + ", ".join(_DATA_SUFFIXES) + ")"
+        )
     return files
 
 
-def read_actions(path: str | Path | list[Path], params: LogParams | None = None, *,
-                 start_s: int | None = None, end_s: int | None = None,
-                 progress: bool = False) -> ActionLog:
+def read_actions(
+    path: str | Path | list[Path],
+    params: LogParams | None = None,
+    *,
+    start_s: int | None = None,
+    end_s: int | None = None,
+    progress: bool = False,
+) -> ActionLog:
     """Read an action log (one file or a folder) into one frame in canonical order.
 
     Parameters
@@ -184,9 +204,14 @@ def read_actions(path: str | Path | list[Path], params: LogParams | None = None,
     return ActionLog(_canonical(frame), report)
 
 
-def iter_actions(path: str | Path | list[Path], params: LogParams | None = None, *,
-                 start_s: int | None = None, end_s: int | None = None,
-                 progress: bool = False) -> Iterator[tuple[Path, ActionLog]]:
+def iter_actions(
+    path: str | Path | list[Path],
+    params: LogParams | None = None,
+    *,
+    start_s: int | None = None,
+    end_s: int | None = None,
+    progress: bool = False,
+) -> Iterator[tuple[Path, ActionLog]]:
     """Read an action log one file at a time: yields ``(file, ActionLog)`` in file order.
 
     Each frame is in canonical order within its file. Memory is bounded by the largest file.
@@ -196,8 +221,15 @@ def iter_actions(path: str | Path | list[Path], params: LogParams | None = None,
     yield from _iter(files, params or LogParams(), start_s, end_s, progress, sort=True)
 
 
-def _iter(files: list[Path], params: LogParams, start_s: int | None, end_s: int | None,
-          progress: bool, *, sort: bool) -> Iterator[tuple[Path, ActionLog]]:
+def _iter(
+    files: list[Path],
+    params: LogParams,
+    start_s: int | None,
+    end_s: int | None,
+    progress: bool,
+    *,
+    sort: bool,
+) -> Iterator[tuple[Path, ActionLog]]:
     iterable: Iterable[Path] = files
     if progress and len(files) > 1:
         from tqdm.auto import tqdm
@@ -210,8 +242,9 @@ def _iter(files: list[Path], params: LogParams, start_s: int | None, end_s: int 
 # -- one file -------------------------------------------------------------------------------------
 
 
-def _read_file(p: Path, params: LogParams, start_s: int | None, end_s: int | None, *,
-               sort: bool = True) -> ActionLog:
+def _read_file(
+    p: Path, params: LogParams, start_s: int | None, end_s: int | None, *, sort: bool = True
+) -> ActionLog:
     name = p.name.lower()
     wanted = [params.user_col, params.item_col, params.time_col]
     if name.endswith((".parquet", ".pq")):
@@ -237,8 +270,12 @@ def _read_file(p: Path, params: LogParams, start_s: int | None, end_s: int | Non
         if params.action_types is not None:
             kept = pa.array(list(params.action_types), type=pa.string())
             action_ok = np.asarray(pc.fill_null(pc.is_in(col, value_set=kept), False))
-    checks = [("missing_user", user_ok), ("missing_item", item_ok), ("bad_timestamp", time_ok),
-              ("action_type", action_ok)]
+    checks = [
+        ("missing_user", user_ok),
+        ("missing_item", item_ok),
+        ("bad_timestamp", time_ok),
+        ("action_type", action_ok),
+    ]
     if start_s is not None:
         checks.append(("before_start", ~time_ok | (times >= start_s)))
     if end_s is not None:
@@ -251,11 +288,13 @@ def _read_file(p: Path, params: LogParams, start_s: int | None, end_s: int | Non
         if count:
             dropped[reason] = count
         keep &= ok
-    frame = pd.DataFrame({
-        "user_id": _column(users[keep]),
-        "item_id": _column(items[keep]),
-        "timestamp": times[keep],
-    })
+    frame = pd.DataFrame(
+        {
+            "user_id": _column(users[keep]),
+            "item_id": _column(items[keep]),
+            "timestamp": times[keep],
+        }
+    )
     if actions is not None:
         frame["action"] = _column(actions[keep])
     report = ReadReport(n, int(keep.sum()), dropped, 1)
@@ -265,8 +304,12 @@ def _read_file(p: Path, params: LogParams, start_s: int | None, end_s: int | Non
 def _missing(p: Path, names: list[str], needed: list[str], params: LogParams) -> None:
     absent = [c for c in needed if c not in names]
     if absent:
-        flags = {params.user_col: "--user-col", params.item_col: "--item-col",
-                 params.time_col: "--time-col", params.action_col: "--action-col"}
+        flags = {
+            params.user_col: "--user-col",
+            params.item_col: "--item-col",
+            params.time_col: "--time-col",
+            params.action_col: "--action-col",
+        }
         raise DataFormatError(
             f"action log {p} has no column {absent[0]!r} (rename with {flags[absent[0]]}); "
             f"columns present: {', '.join(names)}"
@@ -299,9 +342,12 @@ def _read_csv(p: Path, wanted: list[str], params: LogParams) -> pa.Table:
     _missing(p, names, needed, params)
     columns = wanted + ([params.action_col] if params.action_col in names else [])
     # every column as text: types are decided here, not by the reader's guess from the first block
-    convert = pacsv.ConvertOptions(include_columns=columns,
-                                   column_types=dict.fromkeys(columns, pa.string()),
-                                   null_values=_NULLS, strings_can_be_null=True)
+    convert = pacsv.ConvertOptions(
+        include_columns=columns,
+        column_types=dict.fromkeys(columns, pa.string()),
+        null_values=_NULLS,
+        strings_can_be_null=True,
+    )
     try:
         # threads only pay off on large files (daily files are small and many)
         read = pacsv.ReadOptions(use_threads=p.stat().st_size > 16 * 2**20)
@@ -373,8 +419,9 @@ def _str_ids(col: pa.ChunkedArray) -> tuple[np.ndarray, npt.NDArray[np.bool_]]:
     return _to_object(col), ok
 
 
-def _seconds(col: pa.ChunkedArray, p: Path,
-             name: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+def _seconds(
+    col: pa.ChunkedArray, p: Path, name: str
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
     """Unix seconds of a time column and a mask of rows where it is usable."""
     t = col.type
     n = len(col)
@@ -385,10 +432,11 @@ def _seconds(col: pa.ChunkedArray, p: Path,
         values = col.cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
         return _from_numbers(values, p, name)
     if pa.types.is_timestamp(t) or pa.types.is_date(t):
-        arr = col.cast(pa.timestamp("s", tz=getattr(t, "tz", None))) if pa.types.is_date(t) \
-            else col
-        secs = pc.cast(pc.cast(arr, pa.timestamp("s", tz=getattr(arr.type, "tz", None)),
-                               safe=False), pa.int64())
+        arr = col.cast(pa.timestamp("s", tz=getattr(t, "tz", None))) if pa.types.is_date(t) else col
+        secs = pc.cast(
+            pc.cast(arr, pa.timestamp("s", tz=getattr(arr.type, "tz", None)), safe=False),
+            pa.int64(),
+        )
         ok = np.asarray(secs.is_valid())
         return np.asarray(secs.fill_null(0).to_numpy(), dtype=np.int64), ok
     if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
@@ -399,7 +447,8 @@ def _seconds(col: pa.ChunkedArray, p: Path,
     is_num = np.asarray(pc.fill_null(pc.match_substring_regex(text, _NUM_PATTERN), False))
     if is_num.any():
         nums = pc.cast(pc.filter(text, pa.array(is_num)), pa.float64()).to_numpy(
-            zero_copy_only=False)
+            zero_copy_only=False
+        )
         s, o = _from_numbers(np.asarray(nums, dtype=np.float64), p, name)
         secs[is_num], ok[is_num] = s, o
     rest = ~is_num & np.asarray(text.is_valid())
@@ -407,8 +456,9 @@ def _seconds(col: pa.ChunkedArray, p: Path,
     for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"):
         if not rest.any():
             break
-        quick = pc.strptime(pc.filter(text, pa.array(rest)), format=fmt, unit="s",
-                            error_is_null=True)
+        quick = pc.strptime(
+            pc.filter(text, pa.array(rest)), format=fmt, unit="s", error_is_null=True
+        )
         hit = np.asarray(quick.is_valid())
         if hit.any():
             idx = np.flatnonzero(rest)[hit]
@@ -425,20 +475,23 @@ def _seconds(col: pa.ChunkedArray, p: Path,
         if good.any():
             epoch = pd.Timestamp(0, tz="UTC")
             values[good] = ((parsed[good] - epoch) // pd.Timedelta(seconds=1)).to_numpy(
-                dtype=np.int64)
+                dtype=np.int64
+            )
         secs[rest], ok[rest] = values, good
     return secs, ok
 
 
-def _from_numbers(values: npt.NDArray[np.float64], p: Path,
-                  name: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+def _from_numbers(
+    values: npt.NDArray[np.float64], p: Path, name: str
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
     ok = np.isfinite(values) & (np.abs(values) < 2**62)
     if ok.any() and float(np.median(np.abs(values[ok]))) > _MAX_PLAUSIBLE_S:
         warnings.warn(
             f"action log {p}: numeric column {name!r} looks like milliseconds (median "
             f"{np.median(values[ok]):.0f}); numeric timestamps are read as unix seconds: divide "
             "by 1000 before reading, or store ISO 8601 strings",
-            PinnerSageWarning, stacklevel=4,
+            PinnerSageWarning,
+            stacklevel=4,
         )
     secs = np.zeros(values.shape[0], dtype=np.int64)
     secs[ok] = np.floor(values[ok]).astype(np.int64)
@@ -450,9 +503,13 @@ def _from_numbers(values: npt.NDArray[np.float64], p: Path,
 
 def _unify_and_concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     if not frames:
-        return pd.DataFrame({"user_id": pd.Series([], dtype=np.int64),
-                             "item_id": pd.Series([], dtype=np.int64),
-                             "timestamp": pd.Series([], dtype=np.int64)})
+        return pd.DataFrame(
+            {
+                "user_id": pd.Series([], dtype=np.int64),
+                "item_id": pd.Series([], dtype=np.int64),
+                "timestamp": pd.Series([], dtype=np.int64),
+            }
+        )
     if len(frames) == 1:
         return frames[0]
     nonempty = [f for f in frames if len(f)] or frames[:1]

@@ -62,8 +62,9 @@ def _display(value: Any) -> str:
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
-def normalize_ids(values: npt.ArrayLike | pd.Series, *, what: str = "item id",
-                  source: str = "") -> np.ndarray:
+def normalize_ids(
+    values: npt.ArrayLike | pd.Series, *, what: str = "item id", source: str = ""
+) -> np.ndarray:
     """Ids as int64 when every one is an integer, else as an object array of str.
 
     Integer columns (and float columns holding only whole numbers, as CSV readers produce when a
@@ -117,13 +118,16 @@ def normalize_ids(values: npt.ArrayLike | pd.Series, *, what: str = "item id",
         if v is None or (isinstance(v, float) and v != v) or v is pd.NA:
             raise DataFormatError(f"{what}{where} at row {row} is missing")
         if isinstance(v, bool | np.bool_):
-            raise DataFormatError(f"{what}{where} at row {row} is {v!r}: ids must be "
-                                  "integers or strings")
+            raise DataFormatError(
+                f"{what}{where} at row {row} is {v!r}: ids must be integers or strings"
+            )
         if not isinstance(v, int | np.integer):
             all_int = False
             if not isinstance(v, str):
-                raise DataFormatError(f"{what}{where} at row {row} is {v!r} "
-                                      f"({type(v).__name__}): ids must be integers or strings")
+                raise DataFormatError(
+                    f"{what}{where} at row {row} is {v!r} "
+                    f"({type(v).__name__}): ids must be integers or strings"
+                )
     if all_int:
         return np.asarray(items, dtype=np.int64).reshape(-1)
     out = np.empty(len(items), dtype=object)
@@ -147,28 +151,32 @@ def _fingerprint(item_ids: np.ndarray, vectors: npt.NDArray[np.float32]) -> str:
     return h.hexdigest()[:16]
 
 
-def _check_vectors(vectors: npt.ArrayLike, item_ids: np.ndarray,
-                   source: str) -> npt.NDArray[np.float32]:
+def _check_vectors(
+    vectors: npt.ArrayLike, item_ids: np.ndarray, source: str
+) -> npt.NDArray[np.float32]:
     where = f" in {source}" if source else ""
     try:
         x = np.asarray(vectors)
         if x.dtype.kind not in "fiu":
             x = x.astype(np.float64)
     except (TypeError, ValueError) as exc:
-        raise InvalidVectorsError(f"vectors{where} must be a numeric (n, d) array "
-                                  f"(ragged rows?): {exc}") from exc
+        raise InvalidVectorsError(
+            f"vectors{where} must be a numeric (n, d) array (ragged rows?): {exc}"
+        ) from exc
     if x.ndim != 2:
         raise InvalidVectorsError(f"vectors{where} must be a 2-D (n, d) array, got shape {x.shape}")
     if x.shape[0] != item_ids.shape[0]:
         raise DimensionMismatchError(
-            f"{x.shape[0]} vectors but {item_ids.shape[0]} item ids{where}")
+            f"{x.shape[0]} vectors but {item_ids.shape[0]} item ids{where}"
+        )
     if x.shape[0] and x.shape[1] == 0:
-        raise InvalidVectorsError(f"vectors{where} must have at least one dimension, "
-                                  f"got shape {x.shape}")
+        raise InvalidVectorsError(
+            f"vectors{where} must have at least one dimension, got shape {x.shape}"
+        )
     out = np.empty(x.shape, dtype=np.float32)
     # in blocks of rows: bounded extra memory and cache-friendly for millions of items
     for lo in range(0, x.shape[0], _BLOCK):
-        block = np.asarray(x[lo:lo + _BLOCK], dtype=np.float64)
+        block = np.asarray(x[lo : lo + _BLOCK], dtype=np.float64)
         finite = np.isfinite(block)
         if not finite.all():
             r, col = (int(v) for v in np.argwhere(~finite)[0])
@@ -183,9 +191,10 @@ def _check_vectors(vectors: npt.ArrayLike, item_ids: np.ndarray,
             row = lo + int(np.argmax(zero))
             raise InvalidVectorsError(
                 f"vector of item {_display(item_ids[row])} at row {row}{where} has zero norm "
-                "and cannot be L2-normalised")
+                "and cannot be L2-normalised"
+            )
         scale = np.where(np.abs(norms - 1.0) > _UNIT_TOLERANCE, norms, 1.0)
-        np.divide(block, scale[:, None], out=out[lo:lo + _BLOCK], casting="same_kind")
+        np.divide(block, scale[:, None], out=out[lo : lo + _BLOCK], casting="same_kind")
     out.flags.writeable = False
     return out
 
@@ -215,8 +224,13 @@ class ItemCatalog:
     embedding_version: str
     metadata: pd.DataFrame | None
 
-    def __init__(self, item_ids: np.ndarray, vectors: npt.NDArray[np.float32],
-                 metadata: pd.DataFrame | None, index: pd.Index) -> None:
+    def __init__(
+        self,
+        item_ids: np.ndarray,
+        vectors: npt.NDArray[np.float32],
+        metadata: pd.DataFrame | None,
+        index: pd.Index,
+    ) -> None:
         # Private: use from_arrays or load, which validate.
         self.item_ids = item_ids
         self.vectors = vectors
@@ -232,8 +246,14 @@ class ItemCatalog:
     # -- construction -------------------------------------------------------------------------
 
     @classmethod
-    def from_arrays(cls, item_ids: npt.ArrayLike | Sequence[Any], vectors: npt.ArrayLike,
-                    metadata: pd.DataFrame | None = None, *, source: str = "") -> ItemCatalog:
+    def from_arrays(
+        cls,
+        item_ids: npt.ArrayLike | Sequence[Any],
+        vectors: npt.ArrayLike,
+        metadata: pd.DataFrame | None = None,
+        *,
+        source: str = "",
+    ) -> ItemCatalog:
         """Validate, L2-normalise and index item vectors.
 
         Parameters
@@ -258,9 +278,12 @@ class ItemCatalog:
         DimensionMismatchError
             Different numbers of ids and vectors.
         """
-        ids = normalize_ids(np.asarray(item_ids, dtype=object)
-                            if not isinstance(item_ids, np.ndarray) else item_ids,
-                            source=source)
+        ids = normalize_ids(
+            np.asarray(item_ids, dtype=object)
+            if not isinstance(item_ids, np.ndarray)
+            else item_ids,
+            source=source,
+        )
         x = _check_vectors(vectors, ids, source)
         index = pd.Index(ids, dtype=np.int64 if ids.dtype == np.int64 else object)
         if not index.is_unique:
@@ -268,21 +291,25 @@ class ItemCatalog:
             second = int(np.argmax(dup))
             first = int(np.argmax(index == ids[second]))
             where = f" in {source}" if source else ""
-            raise DataFormatError(f"duplicate item id {_display(ids[second])}{where}: rows {first} "
-                                  f"and {second}; ids must be unique")
+            raise DataFormatError(
+                f"duplicate item id {_display(ids[second])}{where}: rows {first} "
+                f"and {second}; ids must be unique"
+            )
         ids.flags.writeable = False
         meta = cls._align_metadata(metadata, ids, index) if metadata is not None else None
         return cls(ids, x, meta, index)
 
     @staticmethod
-    def _align_metadata(metadata: pd.DataFrame, ids: np.ndarray,
-                        index: pd.Index, id_col: str = "item_id") -> pd.DataFrame | None:
+    def _align_metadata(
+        metadata: pd.DataFrame, ids: np.ndarray, index: pd.Index, id_col: str = "item_id"
+    ) -> pd.DataFrame | None:
         keep = [c for c in METADATA_COLUMNS if c in metadata.columns]
         if not keep:
             return None
         if id_col in metadata.columns:
-            meta_ids = _coerce_keys(normalize_ids(metadata[id_col], what="items-file id"),
-                                    ids.dtype == np.int64)
+            meta_ids = _coerce_keys(
+                normalize_ids(metadata[id_col], what="items-file id"), ids.dtype == np.int64
+            )
             rows = index.get_indexer(pd.Index(meta_ids))
             ok = rows >= 0
             out = pd.DataFrame(index=pd.RangeIndex(len(ids)), columns=keep, dtype=object)
@@ -309,8 +336,10 @@ class ItemCatalog:
         return bool(self.rows([item_id], missing="mask")[0] >= 0)
 
     def __repr__(self) -> str:
-        return (f"ItemCatalog(n={len(self)}, dim={self.dim}, "
-                f"embedding_version={self.embedding_version!r})")
+        return (
+            f"ItemCatalog(n={len(self)}, dim={self.dim}, "
+            f"embedding_version={self.embedding_version!r})"
+        )
 
     @property
     def dim(self) -> int:
@@ -322,8 +351,9 @@ class ItemCatalog:
         """True when the ids are int64, False when they are strings."""
         return bool(self.item_ids.dtype == np.int64)
 
-    def rows(self, item_ids: Iterable[Any] | np.ndarray, *,
-             missing: Literal["raise", "mask"] = "raise") -> npt.NDArray[np.int64]:
+    def rows(
+        self, item_ids: Iterable[Any] | np.ndarray, *, missing: Literal["raise", "mask"] = "raise"
+    ) -> npt.NDArray[np.int64]:
         """Rows of ``item_ids`` in :attr:`vectors`.
 
         Keys are matched after conversion to the catalog's id kind: ``"42"`` finds item 42 in a
@@ -352,8 +382,10 @@ class ItemCatalog:
             pos = int(np.argmax(out < 0))
             n_bad = int((out < 0).sum())
             more = f" (and {n_bad - 1} more)" if n_bad > 1 else ""
-            raise UnknownItemError(f"item {_display(keys[pos])} is not in the item catalog"
-                                   f"{more} (embedding_version {self.embedding_version})")
+            raise UnknownItemError(
+                f"item {_display(keys[pos])} is not in the item catalog"
+                f"{more} (embedding_version {self.embedding_version})"
+            )
         return out
 
     def row(self, item_id: Any) -> int:
@@ -366,8 +398,10 @@ class ItemCatalog:
             if not isinstance(loc, int | np.integer):
                 raise KeyError(key)
         except (KeyError, TypeError):
-            raise UnknownItemError(f"item {_display(item_id)} is not in the item catalog "
-                                   f"(embedding_version {self.embedding_version})") from None
+            raise UnknownItemError(
+                f"item {_display(item_id)} is not in the item catalog "
+                f"(embedding_version {self.embedding_version})"
+            ) from None
         return int(loc)
 
     def rows_of_ints(self, keys: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -400,8 +434,15 @@ class ItemCatalog:
     # -- files --------------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | Path, *, id_col: str = "item_id", vector_col: str = "vector",
-             items: str | Path | None = None, ids: str | Path | None = None) -> ItemCatalog:
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        id_col: str = "item_id",
+        vector_col: str = "vector",
+        items: str | Path | None = None,
+        ids: str | Path | None = None,
+    ) -> ItemCatalog:
         """Read item embeddings from parquet, ``.npy`` (+ ids file) or CSV.
 
         Parameters
@@ -435,8 +476,10 @@ class ItemCatalog:
         elif name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt")):
             cat = cls._load_table(_read_csv_table(p, id_col), p, id_col, vector_col, csv=True)
         else:
-            raise DataFormatError(f"embeddings file {p}: unknown format (expected .parquet, "
-                                  ".npy with an ids file, or .csv)")
+            raise DataFormatError(
+                f"embeddings file {p}: unknown format (expected .parquet, "
+                ".npy with an ids file, or .csv)"
+            )
         if items is not None:
             cat = cat.with_metadata(read_items(items, id_col=id_col))
         return cat
@@ -462,7 +505,8 @@ class ItemCatalog:
             x = np.load(p, allow_pickle=False)
         except (ValueError, OSError) as exc:
             raise DataFormatError(
-                f"embeddings file {p} is not a readable .npy array: {exc}") from exc
+                f"embeddings file {p} is not a readable .npy array: {exc}"
+            ) from exc
         if ids is None:
             stem = p.name[: -len(".npy")]
             candidates = [p.with_name(stem + ".ids.txt"), p.with_name(stem + ".ids")]
@@ -491,31 +535,42 @@ class ItemCatalog:
             parsed = np.empty(len(raw), dtype=object)
             parsed[:] = raw
         if x.ndim == 2 and x.shape[0] != len(raw):
-            raise DimensionMismatchError(f"{p} holds {x.shape[0]} vectors but {ids_path} holds "
-                                         f"{len(raw)} ids")
+            raise DimensionMismatchError(
+                f"{p} holds {x.shape[0]} vectors but {ids_path} holds {len(raw)} ids"
+            )
         return cls.from_arrays(parsed, x, source=str(p))
 
     @classmethod
-    def _load_table(cls, table: pa.Table, p: Path, id_col: str, vector_col: str, *,
-                    csv: bool = False) -> ItemCatalog:
+    def _load_table(
+        cls, table: pa.Table, p: Path, id_col: str, vector_col: str, *, csv: bool = False
+    ) -> ItemCatalog:
         names = table.column_names
         if id_col not in names:
-            raise DataFormatError(f"embeddings file {p} has no id column {id_col!r}; "
-                                  f"columns present: {', '.join(names)}")
+            raise DataFormatError(
+                f"embeddings file {p} has no id column {id_col!r}; "
+                f"columns present: {', '.join(names)}"
+            )
         ids = _table_ids(table.column(id_col), p, csv=csv)
         if vector_col in names:
             x = _vectors_from_column(table.column(vector_col), ids, p, vector_col)
         else:
-            dims = [c for c in names if c not in (id_col, *METADATA_COLUMNS)
-                    and (pa.types.is_floating(table.schema.field(c).type)
-                         or pa.types.is_integer(table.schema.field(c).type))]
+            dims = [
+                c
+                for c in names
+                if c not in (id_col, *METADATA_COLUMNS)
+                and (
+                    pa.types.is_floating(table.schema.field(c).type)
+                    or pa.types.is_integer(table.schema.field(c).type)
+                )
+            ]
             if not dims:
                 raise DataFormatError(
                     f"embeddings file {p} has no vector column {vector_col!r} and no numeric "
                     f"dimension columns; columns present: {', '.join(names)}"
                 )
-            x = np.column_stack([table.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
-                                 for c in dims])
+            x = np.column_stack(
+                [table.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in dims]
+            )
         meta_cols = [c for c in METADATA_COLUMNS if c in names]
         meta = None
         if meta_cols:
@@ -529,14 +584,18 @@ class ItemCatalog:
         p.parent.mkdir(parents=True, exist_ok=True)
         flat = pa.array(self.vectors.reshape(-1), type=pa.float32())
         vec = pa.FixedSizeListArray.from_arrays(flat, self.dim)
-        id_arr = (pa.array(self.item_ids, type=pa.int64()) if self.int_ids
-                  else pa.array(self.item_ids.tolist(), type=pa.string()))
+        id_arr = (
+            pa.array(self.item_ids, type=pa.int64())
+            if self.int_ids
+            else pa.array(self.item_ids.tolist(), type=pa.string())
+        )
         columns: dict[str, pa.Array] = {"item_id": id_arr, "vector": vec}
         if self.metadata is not None:
             for c in self.metadata.columns:
                 columns[c] = pa.array(self.metadata[c].tolist(), type=pa.string(), from_pandas=True)
         table = pa.table(columns).replace_schema_metadata(
-            {"pinnersage.embedding_version": self.embedding_version})
+            {"pinnersage.embedding_version": self.embedding_version}
+        )
         tmp = p.with_name(p.name + ".tmp")
         pq.write_table(table, tmp)
         tmp.replace(p)
@@ -545,8 +604,12 @@ class ItemCatalog:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _restore(item_ids: np.ndarray, vectors: npt.NDArray[np.float32],
-             metadata: pd.DataFrame | None, embedding_version: str) -> ItemCatalog:
+def _restore(
+    item_ids: np.ndarray,
+    vectors: npt.NDArray[np.float32],
+    metadata: pd.DataFrame | None,
+    embedding_version: str,
+) -> ItemCatalog:
     cat = object.__new__(ItemCatalog)
     item_ids.flags.writeable = False
     vectors.flags.writeable = False
@@ -580,8 +643,7 @@ def _coerce_keys(keys: np.ndarray, int_ids: bool) -> np.ndarray:
         return keys
     out = np.empty(keys.shape[0], dtype=object)
     out[:] = [_coerce_one(k, int_ids) for k in keys.tolist()]
-    if int_ids and all(isinstance(k, int) and _INT64_MIN <= k <= _INT64_MAX
-                       for k in out.tolist()):
+    if int_ids and all(isinstance(k, int) and _INT64_MIN <= k <= _INT64_MAX for k in out.tolist()):
         return out.astype(np.int64)
     return out  # an integer outside int64 stays an object: it matches no id
 
@@ -596,19 +658,23 @@ def _column_values(col: pa.ChunkedArray) -> np.ndarray:
     return values
 
 
-def _vectors_from_column(col: pa.ChunkedArray, ids: np.ndarray, p: Path,
-                         vector_col: str) -> npt.NDArray[np.float64]:
+def _vectors_from_column(
+    col: pa.ChunkedArray, ids: np.ndarray, p: Path, vector_col: str
+) -> npt.NDArray[np.float64]:
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     t = arr.type
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return _vectors_from_strings(arr.to_pylist(), ids, p, vector_col)
     if not (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)):
-        raise DataFormatError(f"embeddings file {p}: column {vector_col!r} must be a list of "
-                              f"floats, got {t}")
+        raise DataFormatError(
+            f"embeddings file {p}: column {vector_col!r} must be a list of floats, got {t}"
+        )
     if arr.null_count:
         row = int(np.argmax(np.asarray(arr.is_null())))
-        raise DataFormatError(f"embeddings file {p}: row {row} (item {_display(ids[row])}) has "
-                              f"no vector (null {vector_col!r})")
+        raise DataFormatError(
+            f"embeddings file {p}: row {row} (item {_display(ids[row])}) has "
+            f"no vector (null {vector_col!r})"
+        )
     n = len(arr)
     if pa.types.is_fixed_size_list(t):
         d = t.list_size
@@ -626,8 +692,9 @@ def _vectors_from_column(col: pa.ChunkedArray, ids: np.ndarray, p: Path,
             )
     values = arr.flatten()  # respects slicing/offsets
     if not (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)):
-        raise DataFormatError(f"embeddings file {p}: column {vector_col!r} must hold numbers, "
-                              f"got {values.type}")
+        raise DataFormatError(
+            f"embeddings file {p}: column {vector_col!r} must hold numbers, got {values.type}"
+        )
     flat = values.to_numpy(zero_copy_only=False)  # float32 stays float32 (no 2x copy)
     if flat.dtype.kind != "f" or values.null_count:
         flat = flat.astype(np.float64)
@@ -642,20 +709,25 @@ def _vectors_from_column(col: pa.ChunkedArray, ids: np.ndarray, p: Path,
 _SPLIT_RE = re.compile(r"[\s,;]+")
 
 
-def _vectors_from_strings(values: list[Any], ids: np.ndarray, p: Path,
-                          vector_col: str) -> npt.NDArray[np.float64]:
+def _vectors_from_strings(
+    values: list[Any], ids: np.ndarray, p: Path, vector_col: str
+) -> npt.NDArray[np.float64]:
     rows: list[list[float]] = []
     d = -1
     for row, s in enumerate(values):
         if s is None or not str(s).strip():
-            raise DataFormatError(f"embeddings file {p}: row {row} (item {_display(ids[row])}) "
-                                  f"has no vector (empty {vector_col!r})")
+            raise DataFormatError(
+                f"embeddings file {p}: row {row} (item {_display(ids[row])}) "
+                f"has no vector (empty {vector_col!r})"
+            )
         parts = [t for t in _SPLIT_RE.split(str(s).strip().strip("[]()")) if t]
         try:
             v = [float(t) for t in parts]
         except ValueError:
-            raise DataFormatError(f"embeddings file {p}: row {row} (item {_display(ids[row])}): "
-                                  f"{vector_col!r} is not a list of numbers: {s!r}") from None
+            raise DataFormatError(
+                f"embeddings file {p}: row {row} (item {_display(ids[row])}): "
+                f"{vector_col!r} is not a list of numbers: {s!r}"
+            ) from None
         if d < 0:
             d = len(v)
         elif len(v) != d:
@@ -680,7 +752,8 @@ def _read_csv_table(p: Path, id_col: str) -> pa.Table:
     delimiter = "\t" if p.name.lower().endswith((".tsv", ".tsv.gz")) else ","
     try:
         return pacsv.read_csv(
-            p, parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            p,
+            parse_options=pacsv.ParseOptions(delimiter=delimiter),
             convert_options=pacsv.ConvertOptions(
                 column_types={id_col: pa.string()},
                 strings_can_be_null=False,
@@ -700,19 +773,24 @@ def read_items(path: str | Path, *, id_col: str = "item_id") -> pd.DataFrame:
     p = Path(path)
     col = id_col
     if p.exists() and id_col != "item_id":
-        names = (pq.read_schema(p).names if p.name.lower().endswith((".parquet", ".pq"))
-                 else _read_csv_table(p, id_col).column_names)
+        names = (
+            pq.read_schema(p).names
+            if p.name.lower().endswith((".parquet", ".pq"))
+            else _read_csv_table(p, id_col).column_names
+        )
         if id_col not in names and "item_id" in names:
             col = "item_id"
     frame = read_items_table(p, id_col=col)
     if len(frame.columns) == 1:
-        raise DataFormatError(f"items file {path} has none of the columns "
-                              f"{', '.join(METADATA_COLUMNS)}")
+        raise DataFormatError(
+            f"items file {path} has none of the columns {', '.join(METADATA_COLUMNS)}"
+        )
     return frame.rename(columns={col: "item_id"})
 
 
-def read_items_table(path: str | Path, *, id_col: str = "item_id",
-                     columns: Sequence[str] = ()) -> pd.DataFrame:
+def read_items_table(
+    path: str | Path, *, id_col: str = "item_id", columns: Sequence[str] = ()
+) -> pd.DataFrame:
     """Read an items file (parquet or CSV) with ``id_col``, the required ``columns`` and any
     metadata columns found; ids are normalised (int64 or str).
 
@@ -730,13 +808,17 @@ def read_items_table(path: str | Path, *, id_col: str = "item_id",
     names = table.column_names
     for col in (id_col, *columns):
         if col not in names:
-            raise DataFormatError(f"items file {p} has no column {col!r}; columns present: "
-                                  f"{', '.join(names)}")
+            raise DataFormatError(
+                f"items file {p} has no column {col!r}; columns present: {', '.join(names)}"
+            )
     keep = list(dict.fromkeys([*columns, *(c for c in METADATA_COLUMNS if c in names)]))
     keep = [c for c in keep if c != id_col]
     ids = _table_ids(table.column(id_col), p, csv=not parquet)
-    frame = table.select(keep).to_pandas().astype(object) if keep else pd.DataFrame(
-        index=pd.RangeIndex(len(ids)))
+    frame = (
+        table.select(keep).to_pandas().astype(object)
+        if keep
+        else pd.DataFrame(index=pd.RangeIndex(len(ids)))
+    )
     frame.insert(0, id_col, ids)
     return frame
 

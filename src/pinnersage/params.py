@@ -41,9 +41,17 @@ def _fail(section: str, name: str, value: object, rule: str) -> ConfigError:
     return ConfigError(f"{section}.{name} must be {rule}, got {value!r}")
 
 
-def _number(section: str, name: str, value: object, *, low: float | None = None,
-            high: float | None = None, low_open: bool = False, high_open: bool = False,
-            integer: bool = False) -> None:
+def _number(
+    section: str,
+    name: str,
+    value: object,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    integer: bool = False,
+) -> None:
     kind = "an integer" if integer else "a number"
     ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
     if isinstance(value, bool) or not ok_type:
@@ -146,17 +154,21 @@ class RetrievalParams:
         _choice(s, "query", self.query, ("medoid", "centroid"))
         _number(s, "decay_average_share", self.decay_average_share, low=0, high=1, high_open=True)
         if self.max_cluster_candidates is not None:
-            _number(s, "max_cluster_candidates", self.max_cluster_candidates, low=1,
-                    integer=True)
+            _number(s, "max_cluster_candidates", self.max_cluster_candidates, low=1, integer=True)
         _number(s, "candidates", self.candidates, low=1, integer=True)
         _flag(s, "exclude_seen", self.exclude_seen)
 
     @classmethod
     def paper(cls, **overrides: Any) -> RetrievalParams:
         """The paper's configuration: 3 medoids sampled by importance, equal quotas."""
-        base: dict[str, Any] = {"selection": "sample", "clusters_per_request": 3,
-                                "quota": "equal", "query": "medoid", "decay_average_share": 0.0,
-                                "max_cluster_candidates": None}
+        base: dict[str, Any] = {
+            "selection": "sample",
+            "clusters_per_request": 3,
+            "quota": "equal",
+            "query": "medoid",
+            "decay_average_share": 0.0,
+            "max_cluster_candidates": None,
+        }
         return cls(**{**base, **overrides})
 
 
@@ -262,8 +274,9 @@ class Config:
         if not changes:
             return self
         current = getattr(self, section)
-        return dataclasses.replace(self, **{section: _build(type(current), section, {
-            **_asdict(current), **changes})})
+        return dataclasses.replace(
+            self, **{section: _build(type(current), section, {**_asdict(current), **changes})}
+        )
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain data (for manifests and reports)."""
@@ -288,8 +301,9 @@ def _build(cls: type[_P], section: str, values: Mapping[str, Any]) -> _P:
         raise ConfigError(f"[{section}]: {exc}") from exc
 
 
-def load_config(path: str | Path | None = None,
-                overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Config:
+def load_config(
+    path: str | Path | None = None, overrides: Mapping[str, Mapping[str, Any]] | None = None
+) -> Config:
     """Load a :class:`Config` from a TOML file, then apply ``overrides`` (CLI flags).
 
     Precedence: ``overrides`` > file > defaults. Overrides whose value is None are ignored, so a

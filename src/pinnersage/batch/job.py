@@ -93,8 +93,13 @@ class RunWindow:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the manifest."""
         iso = lambda s: dt.datetime.fromtimestamp(s, dt.UTC).isoformat().replace("+00:00", "Z")  # noqa: E731
-        return {"start_s": self.start_s, "end_s": self.end_s, "now_s": self.now_s,
-                "start": iso(self.start_s), "end": iso(self.end_s)}
+        return {
+            "start_s": self.start_s,
+            "end_s": self.end_s,
+            "now_s": self.now_s,
+            "start": iso(self.start_s),
+            "end": iso(self.end_s),
+        }
 
 
 def partition_of(user_ids: npt.ArrayLike, partitions: int) -> npt.NDArray[np.int64]:
@@ -106,8 +111,11 @@ def partition_of(user_ids: npt.ArrayLike, partitions: int) -> npt.NDArray[np.int
     if ids.shape[0] == 0:
         return np.zeros(0, np.int64)
     codes, uniques = pd.factorize(ids)
-    part = np.fromiter((zlib.crc32(str(u).encode("utf-8")) % partitions for u in uniques),
-                       dtype=np.int64, count=len(uniques))
+    part = np.fromiter(
+        (zlib.crc32(str(u).encode("utf-8")) % partitions for u in uniques),
+        dtype=np.int64,
+        count=len(uniques),
+    )
     return part[codes]
 
 
@@ -154,8 +162,9 @@ class PartitionStats:
     clusters: int = 0
 
     def merge(self, other: PartitionStats) -> PartitionStats:
-        return PartitionStats(**{f.name: getattr(self, f.name) + getattr(other, f.name)
-                                 for f in fields(self)})
+        return PartitionStats(
+            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
+        )
 
     def to_dict(self) -> dict[str, int]:
         return {f.name: int(getattr(self, f.name)) for f in fields(self)}
@@ -165,8 +174,9 @@ class PartitionStats:
         return cls(**{f.name: int(data.get(f.name, 0)) for f in fields(cls)})
 
 
-def profiles_schema(*, int_user_ids: bool, int_item_ids: bool, dim: int,
-                    params: ProfileParams) -> pa.Schema:
+def profiles_schema(
+    *, int_user_ids: bool, int_item_ids: bool, dim: int, params: ProfileParams
+) -> pa.Schema:
     """Arrow schema of a profiles table: one row per cluster.
 
     Columns: ``user_id``, ``rank`` (1 = most important), ``medoid_item_id``, ``importance``
@@ -194,8 +204,8 @@ def profiles_schema(*, int_user_ids: bool, int_item_ids: bool, dim: int,
 class _Columns:
     """Per-user pieces of the output, concatenated once at the end."""
 
-    users: list[int] = field(default_factory=list)       # index of the user (into uniques)
-    counts: list[int] = field(default_factory=list)      # clusters of that user
+    users: list[int] = field(default_factory=list)  # index of the user (into uniques)
+    counts: list[int] = field(default_factory=list)  # clusters of that user
     n_actions: list[int] = field(default_factory=list)
     medoid_rows: list[np.ndarray] = field(default_factory=list)  # catalog rows
     importance: list[np.ndarray] = field(default_factory=list)
@@ -205,8 +215,9 @@ class _Columns:
     decay_average: list[np.ndarray] = field(default_factory=list)
 
 
-def _canonical(user_ids: np.ndarray, item_rows: np.ndarray, timestamps_s: np.ndarray,
-               ctx: ProfileContext) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _canonical(
+    user_ids: np.ndarray, item_rows: np.ndarray, timestamps_s: np.ndarray, ctx: ProfileContext
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Sort actions by (user, timestamp, item id); return uniques, user starts, rows, times."""
     codes, uniques = pd.factorize(user_ids, sort=True)
     codes = np.asarray(codes, np.int64)
@@ -218,20 +229,29 @@ def _canonical(user_ids: np.ndarray, item_rows: np.ndarray, timestamps_s: np.nda
     return np.asarray(uniques), starts.astype(np.int64), rows, times
 
 
-def _check_inputs(user_ids: np.ndarray, item_rows: np.ndarray, timestamps_s: np.ndarray,
-                  ctx: ProfileContext) -> None:
+def _check_inputs(
+    user_ids: np.ndarray, item_rows: np.ndarray, timestamps_s: np.ndarray, ctx: ProfileContext
+) -> None:
     n = user_ids.shape[0]
     if item_rows.shape[0] != n or timestamps_s.shape[0] != n:
-        raise ConfigError(f"user_ids, item_rows and timestamps_s must have one entry per action; "
-                          f"got {n}, {item_rows.shape[0]}, {timestamps_s.shape[0]}")
+        raise ConfigError(
+            f"user_ids, item_rows and timestamps_s must have one entry per action; "
+            f"got {n}, {item_rows.shape[0]}, {timestamps_s.shape[0]}"
+        )
     if n and (item_rows.min() < 0 or item_rows.max() >= ctx.vectors.shape[0]):
         bad = int(np.argmax((item_rows < 0) | (item_rows >= ctx.vectors.shape[0])))
-        raise ConfigError(f"item row {int(item_rows[bad])} at action {bad} is outside the "
-                          f"catalog (rows 0..{ctx.vectors.shape[0] - 1}); drop unknown items first")
+        raise ConfigError(
+            f"item row {int(item_rows[bad])} at action {bad} is outside the "
+            f"catalog (rows 0..{ctx.vectors.shape[0] - 1}); drop unknown items first"
+        )
 
 
-def _prepared(user_ids: npt.ArrayLike, item_rows: npt.ArrayLike, timestamps_s: npt.ArrayLike,
-              ctx: ProfileContext) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _prepared(
+    user_ids: npt.ArrayLike,
+    item_rows: npt.ArrayLike,
+    timestamps_s: npt.ArrayLike,
+    ctx: ProfileContext,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Checked inputs in canonical order: unique users, their starts, item rows and times."""
     users_in = np.asarray(user_ids)
     rows_in = np.asarray(item_rows, dtype=np.int64)
@@ -240,9 +260,12 @@ def _prepared(user_ids: npt.ArrayLike, item_rows: npt.ArrayLike, timestamps_s: n
     return _canonical(users_in, rows_in, times_in, ctx)
 
 
-def profile_partition(user_ids: npt.ArrayLike, item_rows: npt.ArrayLike,
-                      timestamps_s: npt.ArrayLike,
-                      ctx: ProfileContext) -> tuple[pa.Table, PartitionStats]:
+def profile_partition(
+    user_ids: npt.ArrayLike,
+    item_rows: npt.ArrayLike,
+    timestamps_s: npt.ArrayLike,
+    ctx: ProfileContext,
+) -> tuple[pa.Table, PartitionStats]:
     """Profiles (Algorithm 2) of every user among these actions, one row per cluster.
 
     Parameters
@@ -313,14 +336,20 @@ def _assemble(out: _Columns, uniques: np.ndarray, ctx: ProfileContext) -> pa.Tab
     p = ctx.params
     dim = ctx.vectors.shape[1]
     int_users = uniques.dtype.kind in "iu"
-    schema = profiles_schema(int_user_ids=int_users, int_item_ids=ctx.int_item_ids, dim=dim,
-                             params=p)
+    schema = profiles_schema(
+        int_user_ids=int_users, int_item_ids=ctx.int_item_ids, dim=dim, params=p
+    )
     counts = np.asarray(out.counts, np.int64)
     user_index = np.repeat(np.asarray(out.users, np.int64), counts)
-    ranks = (np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts) + 1
-             if counts.size else np.zeros(0, np.int64))
-    cat = lambda parts, dtype: (np.concatenate(parts).astype(dtype, copy=False)  # noqa: E731
-                                if parts else np.zeros(0, dtype))
+    ranks = (
+        np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts) + 1
+        if counts.size
+        else np.zeros(0, np.int64)
+    )
+
+    def cat(parts: list[Any], dtype: Any) -> np.ndarray:
+        return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
+
     medoid_rows = cat(out.medoid_rows, np.int64)
     users = uniques[user_index] if user_index.size else uniques[:0]
     columns: list[pa.Array] = [
@@ -336,16 +365,20 @@ def _assemble(out: _Columns, uniques: np.ndarray, ctx: ProfileContext) -> pa.Tab
         flat = cat(out.centroid, np.float32).reshape(-1)
         columns.append(pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), dim))
     if p.store_decay_average:
-        per_user = (np.stack(out.decay_average) if out.decay_average
-                    else np.zeros((0, dim), np.float32))
+        per_user = (
+            np.stack(out.decay_average) if out.decay_average else np.zeros((0, dim), np.float32)
+        )
         flat = np.repeat(per_user, counts, axis=0).reshape(-1)
         columns.append(pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), dim))
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def profile_partition_reference(user_ids: npt.ArrayLike, item_rows: npt.ArrayLike,
-                                timestamps_s: npt.ArrayLike,
-                                ctx: ProfileContext) -> tuple[pa.Table, PartitionStats]:
+def profile_partition_reference(
+    user_ids: npt.ArrayLike,
+    item_rows: npt.ArrayLike,
+    timestamps_s: npt.ArrayLike,
+    ctx: ProfileContext,
+) -> tuple[pa.Table, PartitionStats]:
     """The slow twin of :func:`profile_partition`: one :func:`build_profile` call per user."""
     uniques, starts, rows, times = _prepared(user_ids, item_rows, timestamps_s, ctx)
     p = ctx.params
@@ -357,9 +390,14 @@ def profile_partition_reference(user_ids: npt.ArrayLike, item_rows: npt.ArrayLik
         r = rows[a:b]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", PinnerSageWarning)
-            prof = build_profile(vectors32[r], ctx.item_ids[r], times[a:b], now_s=ctx.now_s,
-                                 params=p, user_id=uniques[u].item()
-                                 if isinstance(uniques[u], np.generic) else uniques[u])
+            prof = build_profile(
+                vectors32[r],
+                ctx.item_ids[r],
+                times[a:b],
+                now_s=ctx.now_s,
+                params=p,
+                user_id=uniques[u].item() if isinstance(uniques[u], np.generic) else uniques[u],
+            )
         if caught:
             stats.users_capped += 1
             stats.actions_capped += b - a - prof.n_actions
@@ -372,13 +410,15 @@ def profile_partition_reference(user_ids: npt.ArrayLike, item_rows: npt.ArrayLik
     return table, stats
 
 
-def profiles_to_table(profiles: Iterable[InterestProfile], ctx: ProfileContext, *,
-                      int_user_ids: bool) -> pa.Table:
+def profiles_to_table(
+    profiles: Iterable[InterestProfile], ctx: ProfileContext, *, int_user_ids: bool
+) -> pa.Table:
     """Profiles as a profiles table (:func:`profiles_schema`), in the order given."""
     p = ctx.params
     dim = ctx.vectors.shape[1]
-    schema = profiles_schema(int_user_ids=int_user_ids, int_item_ids=ctx.int_item_ids, dim=dim,
-                             params=p)
+    schema = profiles_schema(
+        int_user_ids=int_user_ids, int_item_ids=ctx.int_item_ids, dim=dim, params=p
+    )
     rows: dict[str, list[Any]] = {f.name: [] for f in schema}
     for prof in profiles:
         for k, c in enumerate(prof.clusters):
@@ -411,14 +451,24 @@ def table_to_profiles(table: pa.Table, *, as_of_s: float) -> list[InterestProfil
             end += 1
         clusters = tuple(
             InterestCluster(
-                data["medoid_item_id"][i], float(data["importance"][i]), int(data["size"][i]),
+                data["medoid_item_id"][i],
+                float(data["importance"][i]),
+                int(data["size"][i]),
                 float(data["last_action_ts"][i]),
-                np.asarray(data["centroid"][i], np.float32) if "centroid" in data else None)
-            for i in range(start, end))
-        avg = (np.asarray(data["decay_average"][start], np.float32)
-               if "decay_average" in data else None)
-        out.append(InterestProfile(users[start], float(as_of_s), clusters,
-                                   int(data["n_actions"][start]), avg))
+                np.asarray(data["centroid"][i], np.float32) if "centroid" in data else None,
+            )
+            for i in range(start, end)
+        )
+        avg = (
+            np.asarray(data["decay_average"][start], np.float32)
+            if "decay_average" in data
+            else None
+        )
+        out.append(
+            InterestProfile(
+                users[start], float(as_of_s), clusters, int(data["n_actions"][start]), avg
+            )
+        )
         start = end
     return out
 

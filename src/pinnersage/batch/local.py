@@ -45,11 +45,13 @@ from pinnersage.params import LogParams
 
 __all__ = ["SpillResult", "compute_partitions", "spill_actions"]
 
-SPILL_SCHEMA = pa.schema([
-    pa.field("user_id", pa.string(), nullable=False),
-    pa.field("item_row", pa.int32(), nullable=False),
-    pa.field("timestamp", pa.int64(), nullable=False),
-])
+SPILL_SCHEMA = pa.schema(
+    [
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("item_row", pa.int32(), nullable=False),
+        pa.field("timestamp", pa.int64(), nullable=False),
+    ]
+)
 _STATS_KEY = b"pinnersage.partition_stats"
 
 
@@ -68,14 +70,25 @@ class SpillResult:
     files: list[str]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rows_read": self.rows_read, "rows_kept": self.rows_kept,
-                "dropped": dict(self.dropped), "int_user_ids": self.int_user_ids,
-                "users": list(self.users), "files": list(self.files)}
+        return {
+            "rows_read": self.rows_read,
+            "rows_kept": self.rows_kept,
+            "dropped": dict(self.dropped),
+            "int_user_ids": self.int_user_ids,
+            "users": list(self.users),
+            "files": list(self.files),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SpillResult:
-        return cls(int(d["rows_read"]), int(d["rows_kept"]), dict(d["dropped"]),
-                   bool(d["int_user_ids"]), [int(u) for u in d["users"]], list(d["files"]))
+        return cls(
+            int(d["rows_read"]),
+            int(d["rows_kept"]),
+            dict(d["dropped"]),
+            bool(d["int_user_ids"]),
+            [int(u) for u in d["users"]],
+            list(d["files"]),
+        )
 
 
 def _user_strings(values: np.ndarray) -> tuple[pa.Array, bool]:
@@ -84,8 +97,16 @@ def _user_strings(values: np.ndarray) -> tuple[pa.Array, bool]:
     return pa.array(values.tolist(), type=pa.string()), False
 
 
-def spill_actions(files: list[Path], catalog: Any, log_params: LogParams, window: RunWindow,
-                  spill_dir: Path, partitions: int, *, progress: bool = False) -> SpillResult:
+def spill_actions(
+    files: list[Path],
+    catalog: Any,
+    log_params: LogParams,
+    window: RunWindow,
+    spill_dir: Path,
+    partitions: int,
+    *,
+    progress: bool = False,
+) -> SpillResult:
     """Pass 1: split the window's actions into one parquet file per user partition.
 
     Returns the counts; ``spill_dir/DONE.json`` marks a finished spill (written last).
@@ -98,15 +119,18 @@ def spill_actions(files: list[Path], catalog: Any, log_params: LogParams, window
     if spill_dir.exists():
         shutil.rmtree(spill_dir)
     spill_dir.mkdir(parents=True)
-    writers = [pq.ParquetWriter(spill_dir / f".part-{k:05d}.tmp", SPILL_SCHEMA, compression="lz4")
-               for k in range(partitions)]
+    writers = [
+        pq.ParquetWriter(spill_dir / f".part-{k:05d}.tmp", SPILL_SCHEMA, compression="lz4")
+        for k in range(partitions)
+    ]
     uniques: list[list[np.ndarray]] = [[] for _ in range(partitions)]
     rows_read = rows_kept = unknown = 0
     dropped: dict[str, int] = {}
     int_users = True
     try:
-        for _, log in iter_actions(files, log_params, start_s=window.start_s, end_s=window.end_s,
-                                   progress=progress):
+        for _, log in iter_actions(
+            files, log_params, start_s=window.start_s, end_s=window.end_s, progress=progress
+        ):
             rows_read += log.report.rows_read
             for reason, v in log.report.dropped.items():
                 dropped[reason] = dropped.get(reason, 0) + int(v)
@@ -124,11 +148,14 @@ def spill_actions(files: list[Path], catalog: Any, log_params: LogParams, window
             part = partition_of(users_np, partitions)
             order = np.argsort(part, kind="stable")
             bounds = np.searchsorted(part[order], np.arange(partitions + 1))
-            table = pa.table({
-                "user_id": users,
-                "item_row": pa.array(item_rows[known].astype(np.int32)),
-                "timestamp": pa.array(frame["timestamp"].to_numpy(np.int64)[known]),
-            }, schema=SPILL_SCHEMA).take(pa.array(order))
+            table = pa.table(
+                {
+                    "user_id": users,
+                    "item_row": pa.array(item_rows[known].astype(np.int32)),
+                    "timestamp": pa.array(frame["timestamp"].to_numpy(np.int64)[known]),
+                },
+                schema=SPILL_SCHEMA,
+            ).take(pa.array(order))
             rows_kept += table.num_rows
             for k in range(partitions):
                 a, b = int(bounds[k]), int(bounds[k + 1])
@@ -144,8 +171,9 @@ def spill_actions(files: list[Path], catalog: Any, log_params: LogParams, window
     if unknown:
         dropped["unknown_item"] = unknown
     users_per_part = [int(np.unique(np.concatenate(u)).shape[0]) if u else 0 for u in uniques]
-    result = SpillResult(rows_read, rows_kept, dropped, int_users, users_per_part,
-                         [f.name for f in files])
+    result = SpillResult(
+        rows_read, rows_kept, dropped, int_users, users_per_part, [f.name for f in files]
+    )
     write_atomic(done, (json.dumps(result.to_dict(), sort_keys=True) + "\n").encode())
     return result
 
@@ -177,9 +205,12 @@ def _compute_one(k: int, spill_path: str, out_path: str) -> tuple[int, Partition
     if _WORKER["int_user_ids"]:
         users = users.cast(pa.int64())
     user_ids = users.to_numpy(zero_copy_only=False)
-    table, stats = profile_partition(user_ids,
-                                     spill.column("item_row").to_numpy(zero_copy_only=False),
-                                     spill.column("timestamp").to_numpy(zero_copy_only=False), ctx)
+    table, stats = profile_partition(
+        user_ids,
+        spill.column("item_row").to_numpy(zero_copy_only=False),
+        spill.column("timestamp").to_numpy(zero_copy_only=False),
+        ctx,
+    )
     table = table.replace_schema_metadata({_STATS_KEY: json.dumps(stats.to_dict()).encode()})
     out = Path(out_path)
     tmp = out.with_name(f".{out.name}.tmp")
@@ -193,10 +224,16 @@ def _mp_context() -> Any:
     return mp.get_context("fork" if "fork" in methods else "spawn")
 
 
-def compute_partitions(ctx: ProfileContext, spill_dir: Path, parts_dir: Path, spill: SpillResult,
-                       *, workers: int, progress: bool = False,
-                       after_partition: Callable[[int], None] | None = None
-                       ) -> tuple[list[Path], PartitionStats, int]:
+def compute_partitions(
+    ctx: ProfileContext,
+    spill_dir: Path,
+    parts_dir: Path,
+    spill: SpillResult,
+    *,
+    workers: int,
+    progress: bool = False,
+    after_partition: Callable[[int], None] | None = None,
+) -> tuple[list[Path], PartitionStats, int]:
     """Pass 2: the profiles of every partition not yet checkpointed.
 
     Returns the partition files (in partition order), the summed counts, and how many
@@ -216,16 +253,22 @@ def compute_partitions(ctx: ProfileContext, spill_dir: Path, parts_dir: Path, sp
             total = total.merge(read_partition_stats(paths[k]))
     # Largest partitions first, so that the slowest one does not start last.
     todo.sort(key=lambda k: -(spill_dir / f"part-{k:05d}.parquet").stat().st_size)
-    bar = tqdm(total=sum(spill.users), initial=sum(spill.users[k] for k in range(n)
-                                                    if k not in set(todo)),
-               unit="user", desc="profiles", disable=not progress, smoothing=0.0)
+    bar = tqdm(
+        total=sum(spill.users),
+        initial=sum(spill.users[k] for k in range(n) if k not in set(todo)),
+        unit="user",
+        desc="profiles",
+        disable=not progress,
+        smoothing=0.0,
+    )
     try:
         if workers <= 1 or len(todo) <= 1:
             _init_worker(ctx, spill.int_user_ids)
             try:
                 for k in todo:
-                    _, stats = _compute_one(k, str(spill_dir / f"part-{k:05d}.parquet"),
-                                            str(paths[k]))
+                    _, stats = _compute_one(
+                        k, str(spill_dir / f"part-{k:05d}.parquet"), str(paths[k])
+                    )
                     total = total.merge(stats)
                     bar.update(spill.users[k])
                     if after_partition is not None:
@@ -234,12 +277,18 @@ def compute_partitions(ctx: ProfileContext, spill_dir: Path, parts_dir: Path, sp
                 _WORKER["limits"].restore_original_limits()
                 _WORKER.clear()
         else:
-            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=_mp_context(),
-                                     initializer=_init_worker,
-                                     initargs=(ctx, spill.int_user_ids)) as pool:
+            with ProcessPoolExecutor(
+                max_workers=min(workers, len(todo)),
+                mp_context=_mp_context(),
+                initializer=_init_worker,
+                initargs=(ctx, spill.int_user_ids),
+            ) as pool:
                 pending: set[Future[tuple[int, PartitionStats]]] = {
-                    pool.submit(_compute_one, k, str(spill_dir / f"part-{k:05d}.parquet"),
-                                str(paths[k])) for k in todo}
+                    pool.submit(
+                        _compute_one, k, str(spill_dir / f"part-{k:05d}.parquet"), str(paths[k])
+                    )
+                    for k in todo
+                }
                 while pending:
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for fut in finished:

@@ -65,8 +65,14 @@ class BatchResult:
         return "\n".join(lines)
 
 
-def _fingerprint(files: list[Path], config: Config, window: RunWindow, embedding_version: str,
-                 partitions: int, engine: str) -> dict[str, Any]:
+def _fingerprint(
+    files: list[Path],
+    config: Config,
+    window: RunWindow,
+    embedding_version: str,
+    partitions: int,
+    engine: str,
+) -> dict[str, Any]:
     return {
         "engine": engine,
         "window": window.to_dict(),
@@ -91,11 +97,19 @@ def _profile_params(config: Config) -> Any:
     return dataclasses.replace(p, **changes) if changes else p
 
 
-def run_batch(actions: str | Path, embeddings: str | Path | Any, run_date: str,
-              out_dir: str | Path, config: Config | None = None, *,
-              engine: str | None = None, workers: int | None = None, progress: bool = False,
-              spark: Any = None,
-              after_partition: Callable[[int], None] | None = None) -> BatchResult:
+def run_batch(
+    actions: str | Path,
+    embeddings: str | Path | Any,
+    run_date: str,
+    out_dir: str | Path,
+    config: Config | None = None,
+    *,
+    engine: str | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+    spark: Any = None,
+    after_partition: Callable[[int], None] | None = None,
+) -> BatchResult:
     """Compute every user's profile for ``run_date`` and publish a snapshot under ``out_dir``.
 
     Parameters
@@ -155,21 +169,29 @@ def run_batch(actions: str | Path, embeddings: str | Path | Any, run_date: str,
     if engine_name == "local":
         from pinnersage.batch.local import compute_partitions, spill_actions
 
-        fingerprint = _fingerprint(files, cfg, window, catalog.embedding_version, partitions,
-                                   engine_name)
+        fingerprint = _fingerprint(
+            files, cfg, window, catalog.embedding_version, partitions, engine_name
+        )
         job_file = work / "job.json"
         if not job_file.exists() or json.loads(job_file.read_text()) != fingerprint:
             if work.exists():
                 shutil.rmtree(work)
             work.mkdir(parents=True)
             write_atomic(job_file, json.dumps(fingerprint, sort_keys=True).encode())
-        spill = spill_actions(files, catalog, cfg.log, window, work / "spill", partitions,
-                              progress=progress)
+        spill = spill_actions(
+            files, catalog, cfg.log, window, work / "spill", partitions, progress=progress
+        )
         timings["read_s"] = time.perf_counter() - t0
         n_workers = workers or cfg.batch.workers or _cores()
-        paths, stats, reused = compute_partitions(ctx, work / "spill", work / "parts", spill,
-                                                  workers=n_workers, progress=progress,
-                                                  after_partition=after_partition)
+        paths, stats, reused = compute_partitions(
+            ctx,
+            work / "spill",
+            work / "parts",
+            spill,
+            workers=n_workers,
+            progress=progress,
+            after_partition=after_partition,
+        )
         timings["profiles_s"] = time.perf_counter() - t0 - timings["read_s"]
         import pyarrow.parquet as pq
 
@@ -179,8 +201,9 @@ def run_batch(actions: str | Path, embeddings: str | Path | Any, run_date: str,
     elif engine_name == "spark":
         from pinnersage.batch.spark import run_spark
 
-        out = run_spark(files, catalog, ctx, cfg.log, window, partitions, session=spark,
-                        work_dir=work)
+        out = run_spark(
+            files, catalog, ctx, cfg.log, window, partitions, session=spark, work_dir=work
+        )
         table, stats = out.table, out.stats
         timings.update(out.timings)
         rows_read, rows_kept, dropped = out.rows_read, out.rows_kept, out.dropped
@@ -193,19 +216,28 @@ def run_batch(actions: str | Path, embeddings: str | Path | Any, run_date: str,
             f"no usable action in the window {window.to_dict()['start']} .. "
             f"{window.to_dict()['end']} of {len(files)} file(s) under {actions} "
             f"({rows_read:,} rows read; skipped: {dropped or 'none'}); check --date and "
-            "--actions, or set batch.allow_empty = true to publish an empty snapshot")
+            "--actions, or set batch.allow_empty = true to publish an empty snapshot"
+        )
     if stats.users_capped:
         warnings.warn(
             f"{stats.users_capped:,} users had more than {params.max_actions_per_user:,} actions "
             f"in the window; their most recent {params.max_actions_per_user:,} were clustered "
             f"({stats.actions_capped:,} older actions skipped; raise "
-            "profile.max_actions_per_user to keep more)", PinnerSageWarning, stacklevel=2)
+            "profile.max_actions_per_user to keep more)",
+            PinnerSageWarning,
+            stacklevel=2,
+        )
     if table is None or table.num_rows == 0:
         from pinnersage.batch.job import profiles_schema
 
-        table = profiles_schema(int_user_ids=bool(table is not None and pa.types.is_integer(
-            table.schema.field("user_id").type)), int_item_ids=ctx.int_item_ids,
-            dim=catalog.dim, params=params).empty_table()
+        table = profiles_schema(
+            int_user_ids=bool(
+                table is not None and pa.types.is_integer(table.schema.field("user_id").type)
+            ),
+            int_item_ids=ctx.int_item_ids,
+            dim=catalog.dim,
+            params=params,
+        ).empty_table()
     skipped = dict(sorted(dropped.items()))
     if stats.actions_capped:
         skipped["over_max_actions_per_user"] = stats.actions_capped
@@ -215,14 +247,19 @@ def run_batch(actions: str | Path, embeddings: str | Path | Any, run_date: str,
         "parameters": {"profile": _asdict(params), "log": cfg.to_dict()["log"]},
         "embedding_version": catalog.embedding_version,
         "inputs": {"actions": [f.name for f in files], "files": len(files)},
-        "actions": {"read": int(rows_read), "in_window_known_items": int(rows_kept),
-                    "used": int(stats.actions), "skipped": skipped},
+        "actions": {
+            "read": int(rows_read),
+            "in_window_known_items": int(rows_kept),
+            "used": int(stats.actions),
+            "skipped": skipped,
+        },
         "users_capped": int(stats.users_capped),
         "users_without_clusters": int(stats.users_without_clusters),
     }
     t1 = time.perf_counter()
-    snapshot_dir = publish_snapshot(root, day, table, manifest,
-                                    users_without_clusters=stats.users_without_clusters)
+    snapshot_dir = publish_snapshot(
+        root, day, table, manifest, users_without_clusters=stats.users_without_clusters
+    )
     if work.exists():
         shutil.rmtree(work)
         parent = work.parent

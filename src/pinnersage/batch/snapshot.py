@@ -124,9 +124,15 @@ def content_sha256(table: pa.Table) -> str:
     h.update(f"pinnersage.profiles/{FORMAT_VERSION}\0{table.num_rows}\0".encode())
     for name, col in zip(table.column_names, table.columns, strict=True):
         t = col.type
-        kind = ("str" if pa.types.is_string(t) or pa.types.is_large_string(t)
-                else f"vec{t.list_size}" if pa.types.is_fixed_size_list(t)
-                else "int" if pa.types.is_integer(t) else "float")
+        kind = (
+            "str"
+            if pa.types.is_string(t) or pa.types.is_large_string(t)
+            else f"vec{t.list_size}"
+            if pa.types.is_fixed_size_list(t)
+            else "int"
+            if pa.types.is_integer(t)
+            else "float"
+        )
         h.update(f"{name}\0{kind}\0".encode())
         for chunk in _column_bytes(col):
             h.update(chunk)
@@ -137,9 +143,15 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
     """Deterministic parquet: fixed row groups, compression and no creation-time metadata."""
     table = table.replace_schema_metadata(None)
     with open(path, "wb") as f:
-        pq.write_table(table, f, row_group_size=_ROW_GROUP_ROWS, compression=_COMPRESSION,
-                       compression_level=_COMPRESSION_LEVEL, write_statistics=True,
-                       store_schema=True)
+        pq.write_table(
+            table,
+            f,
+            row_group_size=_ROW_GROUP_ROWS,
+            compression=_COMPRESSION,
+            compression_level=_COMPRESSION_LEVEL,
+            write_statistics=True,
+            store_schema=True,
+        )
         f.flush()
         os.fsync(f.fileno())
 
@@ -153,12 +165,21 @@ def _clusters_per_user(table: pa.Table, users_without_clusters: int) -> dict[str
     counts = np.concatenate([counts, np.zeros(users_without_clusters, np.int64)])
     if counts.size == 0:
         return {"median": 0.0, "p90": 0.0, "max": 0.0}
-    return {"median": float(np.median(counts)), "p90": float(np.percentile(counts, 90)),
-            "max": float(counts.max())}
+    return {
+        "median": float(np.median(counts)),
+        "p90": float(np.percentile(counts, 90)),
+        "max": float(counts.max()),
+    }
 
 
-def publish_snapshot(out_dir: str | Path, run_date: str, table: pa.Table,
-                     manifest: dict[str, Any], *, users_without_clusters: int = 0) -> Path:
+def publish_snapshot(
+    out_dir: str | Path,
+    run_date: str,
+    table: pa.Table,
+    manifest: dict[str, Any],
+    *,
+    users_without_clusters: int = 0,
+) -> Path:
     """Write ``DIR/<run_date>/`` from a profiles table, then point ``DIR/CURRENT`` at it.
 
     Parameters
@@ -190,9 +211,12 @@ def publish_snapshot(out_dir: str | Path, run_date: str, table: pa.Table,
         "format_version": FORMAT_VERSION,
         **manifest,
         "run_date": run_date,
-        "counts": {"users": int(users) + int(users_without_clusters),
-                   "users_with_clusters": int(users), "clusters": table.num_rows,
-                   "clusters_per_user": per_user},
+        "counts": {
+            "users": int(users) + int(users_without_clusters),
+            "users_with_clusters": int(users),
+            "clusters": table.num_rows,
+            "clusters_per_user": per_user,
+        },
         "content_sha256": content_sha256(table),
     }
     final = root / run_date
@@ -201,14 +225,21 @@ def publish_snapshot(out_dir: str | Path, run_date: str, table: pa.Table,
         shutil.rmtree(staging)
     staging.mkdir()
     _write_parquet(table, staging / PROFILES_FILE)
-    doc["files"] = {PROFILES_FILE: {"sha256": file_sha256(staging / PROFILES_FILE),
-                                    "bytes": (staging / PROFILES_FILE).stat().st_size}}
+    doc["files"] = {
+        PROFILES_FILE: {
+            "sha256": file_sha256(staging / PROFILES_FILE),
+            "bytes": (staging / PROFILES_FILE).stat().st_size,
+        }
+    }
     body = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
     write_atomic(staging / MANIFEST_FILE, body)  # the manifest is written last
     _fsync_dir(staging)
-    if final.exists() and (final / MANIFEST_FILE).exists() \
-            and (final / MANIFEST_FILE).read_bytes() == body \
-            and _files_ok(final, doc["files"]):
+    if (
+        final.exists()
+        and (final / MANIFEST_FILE).exists()
+        and (final / MANIFEST_FILE).read_bytes() == body
+        and _files_ok(final, doc["files"])
+    ):
         shutil.rmtree(staging)
     else:
         if final.exists():
@@ -278,7 +309,8 @@ class Snapshot:
         if rows.num_rows == 0:
             raise ProfileNotFoundError(
                 f"user {user_id!r} has no profile in snapshot {self.path} "
-                f"({self.manifest['counts']['users_with_clusters']} users with clusters)")
+                f"({self.manifest['counts']['users_with_clusters']} users with clusters)"
+            )
         return table_to_profiles(rows, as_of_s=self.as_of_s)[0]
 
     def profiles(self, batch_rows: int = 1 << 16) -> Iterator[InterestProfile]:
@@ -317,7 +349,8 @@ def _resolve(path: Path) -> Path:
     if not current.exists():
         raise CorruptArtifactError(
             f"{path} is not a snapshot: it has neither {MANIFEST_FILE} nor a {CURRENT_FILE} file "
-            "naming one (run `pinnersage batch` first)")
+            "naming one (run `pinnersage batch` first)"
+        )
     name = current.read_text(encoding="ascii").strip()
     if not name or "/" in name or name.startswith("."):
         raise CorruptArtifactError(f"{current} holds {name!r}, not a run date")
@@ -341,8 +374,10 @@ def open_snapshot(path: str | Path, *, verify: bool = True) -> Snapshot:
         raise CorruptArtifactError(f"{manifest_path} is not valid JSON: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
         version = manifest.get("format_version") if isinstance(manifest, dict) else None
-        raise CorruptArtifactError(f"{manifest_path}: format_version {version!r} is not "
-                                   f"{FORMAT_VERSION} (written by another pinnersage version?)")
+        raise CorruptArtifactError(
+            f"{manifest_path}: format_version {version!r} is not "
+            f"{FORMAT_VERSION} (written by another pinnersage version?)"
+        )
     files = manifest.get("files")
     if not isinstance(files, dict) or PROFILES_FILE not in files:
         raise CorruptArtifactError(f"{manifest_path} lists no {PROFILES_FILE}")
@@ -353,12 +388,15 @@ def open_snapshot(path: str | Path, *, verify: bool = True) -> Snapshot:
                 raise CorruptArtifactError(f"snapshot {directory} is missing {name}")
             size = p.stat().st_size
             if size != info.get("bytes"):
-                raise CorruptArtifactError(f"{p} has {size} bytes, the manifest says "
-                                           f"{info.get('bytes')}")
+                raise CorruptArtifactError(
+                    f"{p} has {size} bytes, the manifest says {info.get('bytes')}"
+                )
             digest = file_sha256(p)
             if digest != info.get("sha256"):
-                raise CorruptArtifactError(f"{p} fails its checksum (sha256 {digest[:12]}..., "
-                                           f"manifest {str(info.get('sha256'))[:12]}...)")
+                raise CorruptArtifactError(
+                    f"{p} fails its checksum (sha256 {digest[:12]}..., "
+                    f"manifest {str(info.get('sha256'))[:12]}...)"
+                )
     return Snapshot(directory, manifest)
 
 

@@ -80,9 +80,11 @@ def get_session(master: str | None = None) -> Any:
     # Python workers must run this interpreter (the one with pinnersage installed).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    builder = (SparkSession.builder.appName("pinnersage-batch")
-               .config("spark.ui.enabled", "false")
-               .config("spark.sql.session.timeZone", "UTC"))
+    builder = (
+        SparkSession.builder.appName("pinnersage-batch")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+    )
     if master is not None or "PYSPARK_GATEWAY_PORT" not in os.environ:  # not under spark-submit
         builder = builder.master(master or "local[*]")
     return builder.getOrCreate()
@@ -103,17 +105,27 @@ def _dict_accumulator(sc: Any) -> Any:
     return sc.accumulator({}, _DictSum())
 
 
-_ACTIONS_SCHEMA = pa.schema([
-    pa.field("user_id", pa.string()),
-    pa.field("item_row", pa.int32()),
-    pa.field("timestamp", pa.int64()),
-    pa.field("part", pa.int32()),
-])
+_ACTIONS_SCHEMA = pa.schema(
+    [
+        pa.field("user_id", pa.string()),
+        pa.field("item_row", pa.int32()),
+        pa.field("timestamp", pa.int64()),
+        pa.field("part", pa.int32()),
+    ]
+)
 
 
-def run_spark(files: list[Path], catalog: Any, ctx: ProfileContext, log_params: LogParams,
-              window: RunWindow, partitions: int, *, session: Any = None,
-              work_dir: Path) -> SparkOutput:
+def run_spark(
+    files: list[Path],
+    catalog: Any,
+    ctx: ProfileContext,
+    log_params: LogParams,
+    window: RunWindow,
+    partitions: int,
+    *,
+    session: Any = None,
+    work_dir: Path,
+) -> SparkOutput:
     """Run both stages on Spark and return the profiles table (any row order) and the counts."""
     spark = session if session is not None else get_session()
     sc = spark.sparkContext
@@ -127,10 +139,11 @@ def run_spark(files: list[Path], catalog: Any, ctx: ProfileContext, log_params: 
         cat, _ = shared.value
         for rb in batches:
             for path in rb.column(0).to_pylist():
-                for _, log in iter_actions([Path(path)], log_params, start_s=start_s,
-                                           end_s=end_s):
-                    counts = {"rows_read": log.report.rows_read,
-                              **{f"dropped.{k}": int(v) for k, v in log.report.dropped.items()}}
+                for _, log in iter_actions([Path(path)], log_params, start_s=start_s, end_s=end_s):
+                    counts = {
+                        "rows_read": log.report.rows_read,
+                        **{f"dropped.{k}": int(v) for k, v in log.report.dropped.items()},
+                    }
                     frame = log.frame
                     if len(frame):
                         rows = cat.rows(frame["item_id"].to_numpy(), missing="mask")
@@ -140,14 +153,21 @@ def run_spark(files: list[Path], catalog: Any, ctx: ProfileContext, log_params: 
                         is_int = users.dtype.kind in "iu"
                         counts["files_with_str_users"] = 0 if is_int or not len(users) else 1
                         counts["rows_kept"] = int(known.sum())
-                        user_arr = (pa.array(users, pa.int64()).cast(pa.string()) if is_int
-                                    else pa.array(users.tolist(), pa.string()))
+                        user_arr = (
+                            pa.array(users, pa.int64()).cast(pa.string())
+                            if is_int
+                            else pa.array(users.tolist(), pa.string())
+                        )
                         item_rows = rows[known]
-                        yield pa.RecordBatch.from_arrays([
-                            user_arr, pa.array(item_rows.astype(np.int32)),
-                            pa.array(frame["timestamp"].to_numpy(np.int64)[known]),
-                            pa.array(partition_of(users, partitions).astype(np.int32)),
-                        ], schema=_ACTIONS_SCHEMA)
+                        yield pa.RecordBatch.from_arrays(
+                            [
+                                user_arr,
+                                pa.array(item_rows.astype(np.int32)),
+                                pa.array(frame["timestamp"].to_numpy(np.int64)[known]),
+                                pa.array(partition_of(users, partitions).astype(np.int32)),
+                            ],
+                            schema=_ACTIONS_SCHEMA,
+                        )
                     report.add(counts)
 
     actions_dir = work_dir / "spark-actions"
@@ -157,8 +177,12 @@ def run_spark(files: list[Path], catalog: Any, ctx: ProfileContext, log_params: 
     paths = paths.repartition(max(1, min(len(files), sc.defaultParallelism * 4)))
     # each read task files its rows under the user's partition (the local engine's partitioner),
     # so the profiles stage reads its partition directly: no shuffle, as in the local engine
-    (paths.mapInArrow(read_files, "user_id string, item_row int, timestamp bigint, part int")
-     .write.mode("overwrite").partitionBy("part").parquet(str(actions_dir)))
+    (
+        paths.mapInArrow(read_files, "user_id string, item_row int, timestamp bigint, part int")
+        .write.mode("overwrite")
+        .partitionBy("part")
+        .parquet(str(actions_dir))
+    )
     counts = dict(report.value)
     read_s = time.perf_counter() - t0
     int_users = counts.get("files_with_str_users", 0) == 0
@@ -184,16 +208,19 @@ def run_spark(files: list[Path], catalog: Any, ctx: ProfileContext, log_params: 
                     table, stats = profile_partition(
                         users.to_numpy(zero_copy_only=False),
                         part.column("item_row").to_numpy(zero_copy_only=False),
-                        part.column("timestamp").to_numpy(zero_copy_only=False), c)
+                        part.column("timestamp").to_numpy(zero_copy_only=False),
+                        c,
+                    )
                 # written from here, as the local engine writes its partitions: handing the
                 # profiles back to Spark would convert every vector column to JVM rows
                 tmp = profiles_dir / f".part-{k:05d}.parquet.tmp"
                 pq.write_table(table, tmp)
                 tmp.replace(profiles_dir / f"part-{k:05d}.parquet")
                 stats_acc.add(stats.to_dict())
-                yield pa.RecordBatch.from_arrays([pa.array([k], pa.int32()),
-                                                  pa.array([table.num_rows], pa.int64())],
-                                                 names=["part", "rows"])
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array([k], pa.int32()), pa.array([table.num_rows], pa.int64())],
+                    names=["part", "rows"],
+                )
 
     if profiles_dir.exists():
         shutil.rmtree(profiles_dir)
@@ -201,8 +228,11 @@ def run_spark(files: list[Path], catalog: Any, ctx: ProfileContext, log_params: 
     # a few partitions per task: Spark's own cost per task is not small next to a partition's
     # work (users are assigned to partitions by hash, so consecutive ones are alike in size)
     tasks = max(1, min(partitions, sc.defaultParallelism * 4))
-    (spark.range(0, partitions, 1, numPartitions=tasks)
-     .mapInArrow(profiles, "part int, rows bigint").collect())
+    (
+        spark.range(0, partitions, 1, numPartitions=tasks)
+        .mapInArrow(profiles, "part int, rows bigint")
+        .collect()
+    )
     stats = PartitionStats.from_dict(stats_acc.value)
     profiles_s = time.perf_counter() - t0 - read_s
     t1 = time.perf_counter()
@@ -210,21 +240,30 @@ def run_spark(files: list[Path], catalog: Any, ctx: ProfileContext, log_params: 
     # local engine, whose timing stops when the last partition file is written)
     table = _collect(profiles_dir, ctx, int_users)
     collect_s = time.perf_counter() - t1
-    dropped = {k.split(".", 1)[1]: int(v) for k, v in counts.items()
-               if k.startswith("dropped.") and v}
+    dropped = {
+        k.split(".", 1)[1]: int(v) for k, v in counts.items() if k.startswith("dropped.") and v
+    }
     shared.unpersist()
-    return SparkOutput(table, stats, int(counts.get("rows_read", 0)),
-                       int(counts.get("rows_kept", 0)), dropped,
-                       {"read_s": read_s, "profiles_s": profiles_s,
-                        "collect_s": collect_s})
+    return SparkOutput(
+        table,
+        stats,
+        int(counts.get("rows_read", 0)),
+        int(counts.get("rows_kept", 0)),
+        dropped,
+        {"read_s": read_s, "profiles_s": profiles_s, "collect_s": collect_s},
+    )
 
 
 def _collect(profiles_dir: Path, ctx: ProfileContext, int_users: bool) -> pa.Table:
     """Read the profile part files back into the schema of the local engine."""
     import pyarrow.dataset as ds
 
-    schema = profiles_schema(int_user_ids=int_users, int_item_ids=ctx.int_item_ids,
-                             dim=ctx.vectors.shape[1], params=ctx.params)
+    schema = profiles_schema(
+        int_user_ids=int_users,
+        int_item_ids=ctx.int_item_ids,
+        dim=ctx.vectors.shape[1],
+        params=ctx.params,
+    )
     files = sorted(str(p) for p in profiles_dir.glob("part-*.parquet"))
     if not files:
         return schema.empty_table()

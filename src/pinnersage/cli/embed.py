@@ -21,7 +21,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "embed",
         help="build item embeddings (co-occurrence, ALS, text, or a combination)",
         description="Build item embeddings for users who have none, and write them as a parquet "
-                    "catalog (item_id, vector) for `pinnersage index` and the batch job.",
+        "catalog (item_id, vector) for `pinnersage index` and the batch job.",
     )
     add_config_flag(parser)
     builders = parser.add_subparsers(dest="builder", metavar="BUILDER")
@@ -29,10 +29,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     for builder in BUILDERS.values():
         sub = builders.add_parser(builder.name, help=builder.help, description=builder.help)
         builder.add_arguments(sub)
-        sub.add_argument("--out", required=True, metavar="PATH",
-                         help="output embeddings file (parquet)")
-        sub.add_argument("--config", dest="builder_config", metavar="FILE",
-                         help="TOML config file (its [log] table names the log columns)")
+        sub.add_argument(
+            "--out", required=True, metavar="PATH", help="output embeddings file (parquet)"
+        )
+        sub.add_argument(
+            "--config",
+            dest="builder_config",
+            metavar="FILE",
+            help="TOML config file (its [log] table names the log columns)",
+        )
     parser.set_defaults(func=run)
     return parser
 
@@ -48,9 +53,14 @@ def run(args: argparse.Namespace) -> int:
     result = builder.build(args, config)
     out = Path(args.out)
     result.catalog.save(out)
-    stats = ", ".join(f"{k} {v}" for k, v in result.stats.items()
-                      if isinstance(v, int | float | str) and not isinstance(v, bool))
+    stats = ", ".join(
+        f"{k} {v}"
+        for k, v in result.stats.items()
+        if isinstance(v, int | float | str) and not isinstance(v, bool)
+    )
     print(f"{builder.name}: {stats}")
-    print(f"wrote {len(result.catalog):,} item vectors of {result.catalog.dim} dimensions to "
-          f"{out} (embedding_version {result.catalog.embedding_version})")
+    print(
+        f"wrote {len(result.catalog):,} item vectors of {result.catalog.dim} dimensions to "
+        f"{out} (embedding_version {result.catalog.embedding_version})"
+    )
     return 0

@@ -27,17 +27,29 @@ def _ints(text: str) -> tuple[int, ...]:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "evaluate", help="offline evaluation: recall, relevance, ranking, lifts over last item",
+        "evaluate",
+        help="offline evaluation: recall, relevance, ranking, lifts over last item",
         description="Reproduce the paper's offline evaluation (walk-forward by day) on an action "
-                    "log and write report.json, report.md, per-user results and plots.")
-    parser.add_argument("--actions", required=True, metavar="PATH",
-                        help="action log: parquet/CSV/gzip CSV file or a folder of daily files")
-    parser.add_argument("--embeddings", metavar="PATH",
-                        help="fixed item embeddings the models retrieve with (default: fit "
-                             "--embedding-kind on the data before the first test day)")
-    parser.add_argument("--reference", metavar="PATH",
-                        help="fixed embedding relevance is measured in (default: fit "
-                             "--reference-kind on the data before the first test day)")
+        "log and write report.json, report.md, per-user results and plots.",
+    )
+    parser.add_argument(
+        "--actions",
+        required=True,
+        metavar="PATH",
+        help="action log: parquet/CSV/gzip CSV file or a folder of daily files",
+    )
+    parser.add_argument(
+        "--embeddings",
+        metavar="PATH",
+        help="fixed item embeddings the models retrieve with (default: fit "
+        "--embedding-kind on the data before the first test day)",
+    )
+    parser.add_argument(
+        "--reference",
+        metavar="PATH",
+        help="fixed embedding relevance is measured in (default: fit "
+        "--reference-kind on the data before the first test day)",
+    )
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     log = parser.add_argument_group("action log columns")
     log.add_argument("--user-col", help="user id column (default user_id)")
@@ -46,44 +58,95 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     log.add_argument("--action-col", help="action type column (default action)")
     log.add_argument("--action-types", help="comma-separated action types to keep (default all)")
     pr = parser.add_argument_group("protocol")
-    pr.add_argument("--split", choices=("auto", "day", "user"), default="auto",
-                    help="walk forward over the last test days (day), each user's last active "
-                         "day (user), or auto (default): day unless the test days hold fewer "
-                         "than --min-test-users users, then user, with a warning")
-    pr.add_argument("--min-test-users", type=int, default=100, metavar="N",
-                    help="fewest users the test days must hold for --split auto to walk "
-                         "forward by day (default 100)")
+    pr.add_argument(
+        "--split",
+        choices=("auto", "day", "user"),
+        default="auto",
+        help="walk forward over the last test days (day), each user's last active "
+        "day (user), or auto (default): day unless the test days hold fewer "
+        "than --min-test-users users, then user, with a warning",
+    )
+    pr.add_argument(
+        "--min-test-users",
+        type=int,
+        default=100,
+        metavar="N",
+        help="fewest users the test days must hold for --split auto to walk "
+        "forward by day (default 100)",
+    )
     pr.add_argument("--test-days", type=int, default=14, help="number of test days (default 14)")
-    pr.add_argument("--window-days", type=int, default=None,
-                    help="history window before a test day (default: profile."
-                         "history_window_days, 90)")
-    pr.add_argument("--refit-every", type=int, default=None, metavar="N",
-                    help="refit the model embeddings every N test days (default: once)")
-    pr.add_argument("--budgets", type=_ints, default=(50, 100, 400),
-                    help="candidate budgets, comma-separated (default 50,100,400)")
-    pr.add_argument("--negatives", type=int, default=20,
-                    help="sampled negatives per test action in the ranking task (default 20)")
-    pr.add_argument("--relevance-cosine", type=float, default=0.8,
-                    help="cosine at which a candidate makes a test action relevant (0.8)")
-    pr.add_argument("--embedding-kind", default="cooccurrence",
-                    help="embedding builder fit when --embeddings is absent (default "
-                         "cooccurrence)")
+    pr.add_argument(
+        "--window-days",
+        type=int,
+        default=None,
+        help="history window before a test day (default: profile.history_window_days, 90)",
+    )
+    pr.add_argument(
+        "--refit-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="refit the model embeddings every N test days (default: once)",
+    )
+    pr.add_argument(
+        "--budgets",
+        type=_ints,
+        default=(50, 100, 400),
+        help="candidate budgets, comma-separated (default 50,100,400)",
+    )
+    pr.add_argument(
+        "--negatives",
+        type=int,
+        default=20,
+        help="sampled negatives per test action in the ranking task (default 20)",
+    )
+    pr.add_argument(
+        "--relevance-cosine",
+        type=float,
+        default=0.8,
+        help="cosine at which a candidate makes a test action relevant (0.8)",
+    )
+    pr.add_argument(
+        "--embedding-kind",
+        default="cooccurrence",
+        help="embedding builder fit when --embeddings is absent (default cooccurrence)",
+    )
     pr.add_argument("--embedding-dim", type=int, default=64, help="its dimension (64)")
-    pr.add_argument("--reference-kind", default="cooccurrence",
-                    help="builder of the reference embedding (default cooccurrence)")
+    pr.add_argument(
+        "--reference-kind",
+        default="cooccurrence",
+        help="builder of the reference embedding (default cooccurrence)",
+    )
     pr.add_argument("--reference-dim", type=int, default=64, help="its dimension (64)")
-    pr.add_argument("--bootstrap", type=int, default=1000,
-                    help="bootstrap resamples of users for intervals (default 1000)")
+    pr.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        help="bootstrap resamples of users for intervals (default 1000)",
+    )
     pr.add_argument("--seed", type=int, default=0, help="seed of every random draw (0)")
-    pr.add_argument("--max-users", type=int, default=None,
-                    help="evaluate a seeded random subset of users")
+    pr.add_argument(
+        "--max-users", type=int, default=None, help="evaluate a seeded random subset of users"
+    )
     md = parser.add_argument_group("models and sweeps")
-    md.add_argument("--alphas", type=_floats, default=None,
-                    help="alpha values of the sweep (default 0.4,0.6,1,1.5)")
-    md.add_argument("--lambdas", type=_floats, default=None,
-                    help="lambda values of the sweep (default 0,0.01,0.03,0.1)")
-    md.add_argument("--embeddings-sweep", type=_ints, default=None,
-                    help="numbers of embeddings e of the Figure 7 sweep (default 1,2,3,5,10)")
+    md.add_argument(
+        "--alphas",
+        type=_floats,
+        default=None,
+        help="alpha values of the sweep (default 0.4,0.6,1,1.5)",
+    )
+    md.add_argument(
+        "--lambdas",
+        type=_floats,
+        default=None,
+        help="lambda values of the sweep (default 0,0.01,0.03,0.1)",
+    )
+    md.add_argument(
+        "--embeddings-sweep",
+        type=_ints,
+        default=None,
+        help="numbers of embeddings e of the Figure 7 sweep (default 1,2,3,5,10)",
+    )
     md.add_argument("--no-ablations", action="store_true", help="skip the paper's ablations")
     md.add_argument("--no-plots", action="store_true", help="do not draw PNG plots")
     md.add_argument("--title", default=None, help="title of report.md")
@@ -107,47 +170,79 @@ def run(args: argparse.Namespace) -> int:
     from pinnersage.evaluation.report import write_report
     from pinnersage.evaluation.runner import evaluate
 
-    action_types = (tuple(a for a in args.action_types.split(",") if a)
-                    if args.action_types else None)
-    config = config_from(args, {"log": {"user_col": args.user_col, "item_col": args.item_col,
-                                        "time_col": args.time_col,
-                                        "action_col": args.action_col,
-                                        "action_types": action_types}})
+    action_types = (
+        tuple(a for a in args.action_types.split(",") if a) if args.action_types else None
+    )
+    config = config_from(
+        args,
+        {
+            "log": {
+                "user_col": args.user_col,
+                "item_col": args.item_col,
+                "time_col": args.time_col,
+                "action_col": args.action_col,
+                "action_types": action_types,
+            }
+        },
+    )
     window = args.window_days or config.profile.history_window_days
-    protocol = Protocol(split=args.split, min_test_users=args.min_test_users,
-                        test_days=args.test_days, window_days=window,
-                        refit_every=args.refit_every, budgets=tuple(args.budgets),
-                        relevance_cosine=args.relevance_cosine, negatives=args.negatives,
-                        embedding_kind="file" if args.embeddings else args.embedding_kind,
-                        embedding_dim=args.embedding_dim, reference_kind=args.reference_kind
-                        if not args.reference else "file", reference_dim=args.reference_dim,
-                        bootstrap=args.bootstrap, seed=args.seed, max_users=args.max_users)
+    protocol = Protocol(
+        split=args.split,
+        min_test_users=args.min_test_users,
+        test_days=args.test_days,
+        window_days=window,
+        refit_every=args.refit_every,
+        budgets=tuple(args.budgets),
+        relevance_cosine=args.relevance_cosine,
+        negatives=args.negatives,
+        embedding_kind="file" if args.embeddings else args.embedding_kind,
+        embedding_dim=args.embedding_dim,
+        reference_kind=args.reference_kind if not args.reference else "file",
+        reference_dim=args.reference_dim,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+        max_users=args.max_users,
+    )
     t0 = time.perf_counter()
     log = read_actions(args.actions, config.log, progress=True)
-    print(f"read {len(log.frame):,} actions from {args.actions} ({log.report.summary()})",
-          file=sys.stderr)
+    print(
+        f"read {len(log.frame):,} actions from {args.actions} ({log.report.summary()})",
+        file=sys.stderr,
+    )
     embeddings = ItemCatalog.load(args.embeddings) if args.embeddings else None
     reference = ItemCatalog.load(args.reference) if args.reference else None
     models = standard_models(
-        config.profile, config.retrieval,
+        config.profile,
+        config.retrieval,
         alphas=args.alphas if args.alphas is not None else DEFAULT_ALPHAS,
         lambdas=args.lambdas if args.lambdas is not None else DEFAULT_LAMBDAS,
-        embeddings=args.embeddings_sweep if args.embeddings_sweep is not None
-        else DEFAULT_EMBEDDINGS_SWEEP, ablations=not args.no_ablations)
-    result = evaluate(log.frame, models, protocol, embeddings=embeddings, reference=reference,
-                      progress=True)
+        embeddings=args.embeddings_sweep
+        if args.embeddings_sweep is not None
+        else DEFAULT_EMBEDDINGS_SWEEP,
+        ablations=not args.no_ablations,
+    )
+    result = evaluate(
+        log.frame, models, protocol, embeddings=embeddings, reference=reference, progress=True
+    )
     print(f"split: {result.info['split']} ({result.info['split_reason']})", file=sys.stderr)
     command = "pinnersage " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["evaluate"] else None
-    paths = write_report(result, args.out, command=command,
-                         title=args.title or f"Offline evaluation of {args.actions}")
+    paths = write_report(
+        result,
+        args.out,
+        command=command,
+        title=args.title or f"Offline evaluation of {args.actions}",
+    )
     written = [paths["json"], paths["md"], paths["per_user"]]
     if not args.no_plots:
         from pinnersage.evaluation.plots import write_plots
 
         written += write_plots(args.out)
     seconds = time.perf_counter() - t0
-    print(f"evaluated {result.info['n_users_evaluated']:,} users on "
-          f"{result.info['n_cases_evaluated']:,} user-days in {seconds:.0f} s", file=sys.stderr)
+    print(
+        f"evaluated {result.info['n_users_evaluated']:,} users on "
+        f"{result.info['n_cases_evaluated']:,} user-days in {seconds:.0f} s",
+        file=sys.stderr,
+    )
     for p in written:
         print(f"wrote {p}")
     return 0

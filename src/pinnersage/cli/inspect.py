@@ -10,16 +10,25 @@ from pinnersage.cli._common import add_config_flag
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "inspect", help="print one user's interests from a profile snapshot",
+        "inspect",
+        help="print one user's interests from a profile snapshot",
         description="Print a user's clusters from the snapshot that DIR/CURRENT names (or from "
-                    "a DIR/<date> directory): rank, medoid item (with its title when --items "
-                    "is given), importance, size and latest action. The snapshot's checksums "
-                    "are verified first.")
+        "a DIR/<date> directory): rank, medoid item (with its title when --items "
+        "is given), importance, size and latest action. The snapshot's checksums "
+        "are verified first.",
+    )
     parser.add_argument("user", metavar="USER", help="user id")
-    parser.add_argument("--snapshot", required=True, metavar="DIR",
-                        help="snapshot root (with CURRENT) or one dated snapshot directory")
-    parser.add_argument("--items", metavar="PATH",
-                        help="items file (parquet or CSV with item_id and title) for titles")
+    parser.add_argument(
+        "--snapshot",
+        required=True,
+        metavar="DIR",
+        help="snapshot root (with CURRENT) or one dated snapshot directory",
+    )
+    parser.add_argument(
+        "--items",
+        metavar="PATH",
+        help="items file (parquet or CSV with item_id and title) for titles",
+    )
     add_config_flag(parser)
     parser.set_defaults(func=run)
     return parser
@@ -39,12 +48,16 @@ def run(args: argparse.Namespace) -> int:
         items = read_items(args.items)
         if "title" in items.columns:
             wanted = {str(i) for i in profile.medoid_item_ids}
-            titles = {str(i): t for i, t in zip(items["item_id"].tolist(),
-                                                 items["title"].tolist(), strict=True)
-                      if str(i) in wanted and isinstance(t, str)}
-    print(f"user {profile.user_id}: {len(profile.clusters)} interests from "
-          f"{profile.n_actions} actions (snapshot {snap.run_date}, importance as of "
-          f"{dt.datetime.fromtimestamp(snap.as_of_s, dt.UTC):%Y-%m-%d %H:%M} UTC)")
+            titles = {
+                str(i): t
+                for i, t in zip(items["item_id"].tolist(), items["title"].tolist(), strict=True)
+                if str(i) in wanted and isinstance(t, str)
+            }
+    print(
+        f"user {profile.user_id}: {len(profile.clusters)} interests from "
+        f"{profile.n_actions} actions (snapshot {snap.run_date}, importance as of "
+        f"{dt.datetime.fromtimestamp(snap.as_of_s, dt.UTC):%Y-%m-%d %H:%M} UTC)"
+    )
     print(f"{'rank':>4}  {'importance':>10}  {'size':>5}  {'latest action (UTC)':<19}  medoid item")
     for k, c in enumerate(profile.clusters, start=1):
         latest = dt.datetime.fromtimestamp(c.last_action_s, dt.UTC).strftime("%Y-%m-%d %H:%M")

@@ -39,7 +39,11 @@ def _summarise(
 
 @numba.njit(cache=True, nogil=True)
 def _summarise_into(
-    x: np.ndarray, labels: np.ndarray, n_clusters: int, t: np.ndarray, w: np.ndarray,
+    x: np.ndarray,
+    labels: np.ndarray,
+    n_clusters: int,
+    t: np.ndarray,
+    w: np.ndarray,
     weighted: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
     """:func:`_summarise`, adding ``w @ x`` into ``weighted`` on the same pass over the rows

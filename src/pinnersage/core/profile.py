@@ -111,8 +111,13 @@ _set_last = _slots["last_action_s"].__set__
 _set_centroid = _slots["centroid"].__set__
 
 
-def _cluster(medoid_item_id: ItemId, importance: float, size: int, last_action_s: float,
-             centroid: npt.NDArray[np.float32] | None = None) -> InterestCluster:
+def _cluster(
+    medoid_item_id: ItemId,
+    importance: float,
+    size: int,
+    last_action_s: float,
+    centroid: npt.NDArray[np.float32] | None = None,
+) -> InterestCluster:
     """``InterestCluster(...)`` without the frozen dataclass's ``__init__`` (it sets each field
     through ``object.__setattr__``; the slots' own setters take half the time): profiles are
     built by the million, each with up to hundreds of clusters."""

@@ -87,17 +87,30 @@ def register_builder(builder: Builder) -> Builder:
 
 
 for _builder in (
-    Builder("cooccurrence",
-            "item vectors from co-occurrence in users' action histories (PPMI + truncated SVD)",
-            _flags.cooccurrence, "pinnersage.embed.cooccurrence:run_cli"),
-    Builder("als", "item factors of implicit-feedback ALS over the user-item matrix",
-            _flags.als, "pinnersage.embed.als:run_cli"),
-    Builder("text",
-            "item vectors from a sentence encoder over titles or descriptions ([text] extra)",
-            _flags.text, "pinnersage.embed.text:run_cli"),
-    Builder("combine",
-            "concatenate weighted, normalised embeddings of several files and re-normalise",
-            _flags.combine, "pinnersage.embed.combine:run_cli"),
+    Builder(
+        "cooccurrence",
+        "item vectors from co-occurrence in users' action histories (PPMI + truncated SVD)",
+        _flags.cooccurrence,
+        "pinnersage.embed.cooccurrence:run_cli",
+    ),
+    Builder(
+        "als",
+        "item factors of implicit-feedback ALS over the user-item matrix",
+        _flags.als,
+        "pinnersage.embed.als:run_cli",
+    ),
+    Builder(
+        "text",
+        "item vectors from a sentence encoder over titles or descriptions ([text] extra)",
+        _flags.text,
+        "pinnersage.embed.text:run_cli",
+    ),
+    Builder(
+        "combine",
+        "concatenate weighted, normalised embeddings of several files and re-normalise",
+        _flags.combine,
+        "pinnersage.embed.combine:run_cli",
+    ),
 ):
     register_builder(_builder)
 

@@ -30,8 +30,9 @@ __all__ = ["als_embeddings"]
 
 
 @numba.njit(cache=True, inline="always", fastmath=True)
-def _matvec(a: npt.NDArray[np.float64], v: npt.NDArray[np.float64],
-            out: npt.NDArray[np.float64]) -> None:  # pragma: no cover
+def _matvec(
+    a: npt.NDArray[np.float64], v: npt.NDArray[np.float64], out: npt.NDArray[np.float64]
+) -> None:  # pragma: no cover
     # explicit loops: numba's ``@`` calls BLAS, whose own threads oversubscribe the prange ones
     k = v.shape[0]
     for i in range(k):
@@ -42,10 +43,15 @@ def _matvec(a: npt.NDArray[np.float64], v: npt.NDArray[np.float64],
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
-def _cg_sweep(indptr: npt.NDArray[np.int64], indices: npt.NDArray[np.int64],
-              conf: npt.NDArray[np.float64], x: npt.NDArray[np.float64],
-              y: npt.NDArray[np.float64], yty: npt.NDArray[np.float64],
-              steps: int) -> None:  # pragma: no cover
+def _cg_sweep(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int64],
+    conf: npt.NDArray[np.float64],
+    x: npt.NDArray[np.float64],
+    y: npt.NDArray[np.float64],
+    yty: npt.NDArray[np.float64],
+    steps: int,
+) -> None:  # pragma: no cover
     n, k = x.shape
     for u in numba.prange(n):
         lo, hi = indptr[u], indptr[u + 1]
@@ -107,10 +113,18 @@ def _check(name: str, value: Any, low: float, integer: bool = True) -> None:
         raise ConfigError(f"{name} must be {kind} >= {low:g}, got {value!r}")
 
 
-def als_embeddings(actions: ActionLog | pd.DataFrame, *, dim: int = 64, iterations: int = 15,
-                   regularization: float = 0.05, alpha: float = 10.0, min_users: int = 1,
-                   cg_steps: int = 3, seed: int = 0,
-                   metadata: pd.DataFrame | None = None) -> BuildResult:
+def als_embeddings(
+    actions: ActionLog | pd.DataFrame,
+    *,
+    dim: int = 64,
+    iterations: int = 15,
+    regularization: float = 0.05,
+    alpha: float = 10.0,
+    min_users: int = 1,
+    cg_steps: int = 3,
+    seed: int = 0,
+    metadata: pd.DataFrame | None = None,
+) -> BuildResult:
     """Item factors of implicit-feedback ALS over the user-item matrix.
 
     Parameters
@@ -149,20 +163,24 @@ def als_embeddings(actions: ActionLog | pd.DataFrame, *, dim: int = 64, iteratio
     frame = actions.frame if isinstance(actions, ActionLog) else actions
     for col in ("user_id", "item_id"):
         if col not in frame.columns:
-            raise DataFormatError(f"actions need column {col!r}; columns present: "
-                                  f"{', '.join(map(str, frame.columns))}")
+            raise DataFormatError(
+                f"actions need column {col!r}; columns present: "
+                f"{', '.join(map(str, frame.columns))}"
+            )
     t0 = time.perf_counter()
     item_codes, item_ids = pd.factorize(frame["item_id"], sort=True)
     user_codes, _ = pd.factorize(frame["user_id"], sort=True)
     n_users, n_items = int(user_codes.max()) + 1 if len(frame) else 0, len(item_ids)
-    counts = sp.csr_matrix((np.ones(len(frame)), (user_codes, item_codes)),
-                           shape=(n_users, n_items))
+    counts = sp.csr_matrix(
+        (np.ones(len(frame)), (user_codes, item_codes)), shape=(n_users, n_items)
+    )
     counts.sum_duplicates()
     per_item = np.diff(counts.tocsc().indptr)
     kept = np.flatnonzero(per_item >= min_users)
     if len(kept) < 2:
-        raise DataFormatError(f"ALS needs at least two items with >= {min_users} users; "
-                              f"{len(kept)} have")
+        raise DataFormatError(
+            f"ALS needs at least two items with >= {min_users} users; {len(kept)} have"
+        )
     counts = counts[:, kept]
     counts = counts[np.diff(counts.indptr) > 0]
     conf_ui = counts.copy()
@@ -172,22 +190,37 @@ def als_embeddings(actions: ActionLog | pd.DataFrame, *, dim: int = 64, iteratio
     x = rng.normal(scale=0.01, size=(conf_ui.shape[0], dim))
     y = rng.normal(scale=0.01, size=(conf_ui.shape[1], dim))
     eye = regularization * np.eye(dim)
-    ui = (conf_ui.indptr.astype(np.int64), conf_ui.indices.astype(np.int64),
-          conf_ui.data.astype(np.float64))
-    iu = (conf_iu.indptr.astype(np.int64), conf_iu.indices.astype(np.int64),
-          conf_iu.data.astype(np.float64))
+    ui = (
+        conf_ui.indptr.astype(np.int64),
+        conf_ui.indices.astype(np.int64),
+        conf_ui.data.astype(np.float64),
+    )
+    iu = (
+        conf_iu.indptr.astype(np.int64),
+        conf_iu.indices.astype(np.int64),
+        conf_iu.data.astype(np.float64),
+    )
     for _ in range(iterations):
         _cg_sweep(*ui, x, y, y.T @ y + eye, cg_steps)
         _cg_sweep(*iu, y, x, x.T @ x + eye, cg_steps)
     norms = np.linalg.norm(y, axis=1)
     inside = norms > 1e-12
-    catalog = ItemCatalog.from_arrays(np.asarray(item_ids, dtype=object)[kept][inside],
-                                      y[inside], metadata)
-    stats = {"actions": len(frame), "users": int(conf_ui.shape[0]), "items_in_log": n_items,
-             "items_below_min_users": int(n_items - len(kept)),
-             "items_embedded": len(catalog), "dim": dim, "iterations": iterations,
-             "regularization": regularization, "alpha": alpha, "seed": seed,
-             "seconds": round(time.perf_counter() - t0, 3)}
+    catalog = ItemCatalog.from_arrays(
+        np.asarray(item_ids, dtype=object)[kept][inside], y[inside], metadata
+    )
+    stats = {
+        "actions": len(frame),
+        "users": int(conf_ui.shape[0]),
+        "items_in_log": n_items,
+        "items_below_min_users": int(n_items - len(kept)),
+        "items_embedded": len(catalog),
+        "dim": dim,
+        "iterations": iterations,
+        "regularization": regularization,
+        "alpha": alpha,
+        "seed": seed,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
     return BuildResult(catalog, stats)
 
 
@@ -196,6 +229,13 @@ def run_cli(args: argparse.Namespace, config: Any) -> BuildResult:
     from pinnersage.embed._flags import read_log_and_items
 
     log, meta = read_log_and_items(args, config)
-    return als_embeddings(log, dim=args.dim, iterations=args.iterations,
-                          regularization=args.regularization, alpha=args.alpha,
-                          min_users=args.min_users, seed=args.seed, metadata=meta)
+    return als_embeddings(
+        log,
+        dim=args.dim,
+        iterations=args.iterations,
+        regularization=args.regularization,
+        alpha=args.alpha,
+        min_users=args.min_users,
+        seed=args.seed,
+        metadata=meta,
+    )

@@ -27,8 +27,12 @@ from pinnersage.errors import ConfigError, DataFormatError
 __all__ = ["combine_embeddings"]
 
 
-def combine_embeddings(catalogs: Sequence[ItemCatalog], weights: Sequence[float] | None = None,
-                       *, how: Literal["inner", "outer"] = "inner") -> BuildResult:
+def combine_embeddings(
+    catalogs: Sequence[ItemCatalog],
+    weights: Sequence[float] | None = None,
+    *,
+    how: Literal["inner", "outer"] = "inner",
+) -> BuildResult:
     """Concatenate weighted, normalised embeddings of the same items.
 
     Parameters
@@ -51,8 +55,9 @@ def combine_embeddings(catalogs: Sequence[ItemCatalog], weights: Sequence[float]
         raise ConfigError("combine needs at least one embeddings input")
     w = np.ones(len(catalogs)) if weights is None else np.asarray(weights, dtype=np.float64)
     if w.shape != (len(catalogs),):
-        raise ConfigError(f"combine needs one weight per input: {len(catalogs)} inputs, "
-                          f"{w.size} weights")
+        raise ConfigError(
+            f"combine needs one weight per input: {len(catalogs)} inputs, {w.size} weights"
+        )
     if not np.isfinite(w).all() or (w < 0).any() or w.sum() == 0:
         raise ConfigError(f"weights must be finite, >= 0 and not all 0, got {w.tolist()}")
     if how not in ("inner", "outer"):
@@ -62,23 +67,29 @@ def combine_embeddings(catalogs: Sequence[ItemCatalog], weights: Sequence[float]
     as_str = len(kinds) > 1
 
     def keys(c: ItemCatalog) -> pd.Index:
-        return pd.Index([str(i) for i in c.item_ids], dtype=object) if as_str else pd.Index(
-            c.item_ids)
+        return (
+            pd.Index([str(i) for i in c.item_ids], dtype=object) if as_str else pd.Index(c.item_ids)
+        )
 
     index = keys(catalogs[0])
     for c in catalogs[1:]:
-        index = index.intersection(keys(c), sort=False) if how == "inner" else index.union(
-            keys(c), sort=False)
+        index = (
+            index.intersection(keys(c), sort=False)
+            if how == "inner"
+            else index.union(keys(c), sort=False)
+        )
     if len(index) == 0:
-        raise DataFormatError("the embeddings share no item id; nothing to combine "
-                              "(use how='outer' to keep every item)")
+        raise DataFormatError(
+            "the embeddings share no item id; nothing to combine "
+            "(use how='outer' to keep every item)"
+        )
     scale = np.sqrt(w / w.sum())
     out = np.zeros((len(index), sum(c.dim for c in catalogs)), dtype=np.float32)
     col = 0
     for c, s in zip(catalogs, scale, strict=True):
         rows = keys(c).get_indexer(index)
         ok = rows >= 0
-        out[ok, col:col + c.dim] = c.vectors[rows[ok]] * np.float32(s)
+        out[ok, col : col + c.dim] = c.vectors[rows[ok]] * np.float32(s)
         col += c.dim
     ids = index.to_numpy()
     zero = ~out.any(axis=1)  # an outer item only in zero-weight inputs
@@ -86,13 +97,19 @@ def combine_embeddings(catalogs: Sequence[ItemCatalog], weights: Sequence[float]
     meta_frame = None
     if metadata is not None:
         source = next(c for c in catalogs if c.metadata is not None)
-        meta_frame = metadata.assign(item_id=source.item_ids if not as_str
-                                     else [str(i) for i in source.item_ids])
+        meta_frame = metadata.assign(
+            item_id=source.item_ids if not as_str else [str(i) for i in source.item_ids]
+        )
     catalog = ItemCatalog.from_arrays(ids[~zero], out[~zero], meta_frame)
     stats: dict[str, Any] = {
-        "inputs": [{"items": len(c), "dim": c.dim, "embedding_version": c.embedding_version}
-                   for c in catalogs],
-        "weights": w.tolist(), "how": how, "items_embedded": len(catalog), "dim": catalog.dim,
+        "inputs": [
+            {"items": len(c), "dim": c.dim, "embedding_version": c.embedding_version}
+            for c in catalogs
+        ],
+        "weights": w.tolist(),
+        "how": how,
+        "items_embedded": len(catalog),
+        "dim": catalog.dim,
         "items_without_weight": int(zero.sum()),
         "seconds": round(time.perf_counter() - t0, 3),
     }

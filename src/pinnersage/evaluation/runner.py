@@ -56,8 +56,18 @@ from pinnersage.evaluation.protocol import (
 from pinnersage.params import ProfileParams
 from pinnersage.retrieval.recommender import budget_split
 
-__all__ = ["CaseProfile", "Embedder", "EvalResult", "VectorSet", "case_profiles",
-           "default_embedder", "evaluate", "first_depth", "quotas", "select_clusters"]
+__all__ = [
+    "CaseProfile",
+    "Embedder",
+    "EvalResult",
+    "VectorSet",
+    "case_profiles",
+    "default_embedder",
+    "evaluate",
+    "first_depth",
+    "quotas",
+    "select_clusters",
+]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -82,9 +92,9 @@ Embedder = Callable[[pd.DataFrame, str, int, int], VectorSet]
 class CaseProfile:
     """A profile as arrays, clusters sorted by importance (as ``build_profile`` orders them)."""
 
-    medoid_rows: IntArray          # rows of the history matrix
+    medoid_rows: IntArray  # rows of the history matrix
     importance: FloatArray
-    centroid: FloatArray           # (c, d), not normalised
+    centroid: FloatArray  # (c, d), not normalised
     size: IntArray
 
     def __len__(self) -> int:
@@ -92,12 +102,22 @@ class CaseProfile:
 
 
 def _profile_key(p: ProfileParams) -> tuple[Any, ...]:
-    return (p.method, float(p.distance_threshold), bool(p.keep_singletons),
-            float(p.decay_per_day), int(p.kmeans_clusters))
+    return (
+        p.method,
+        float(p.distance_threshold),
+        bool(p.keep_singletons),
+        float(p.decay_per_day),
+        int(p.kmeans_clusters),
+    )
 
 
-def case_profiles(x: FloatArray, t: IntArray, now_s: float, params: Sequence[ProfileParams],
-                  rng: np.random.Generator) -> dict[tuple[Any, ...], CaseProfile]:
+def case_profiles(
+    x: FloatArray,
+    t: IntArray,
+    now_s: float,
+    params: Sequence[ProfileParams],
+    rng: np.random.Generator,
+) -> dict[tuple[Any, ...], CaseProfile]:
     """Algorithm 2 for several parameter sets over one history, sharing one Ward tree.
 
     ``x`` and ``t`` are the history in time order, already capped. Equal to ``build_profile``
@@ -107,15 +127,20 @@ def case_profiles(x: FloatArray, t: IntArray, now_s: float, params: Sequence[Pro
     n = x.shape[0]
     tree = None
     # one tree serves every threshold up to the largest (its merges above it are never made)
-    alpha_max = max((float(p.distance_threshold) for p in params if p.method == "ward"),
-                    default=np.inf)
+    alpha_max = max(
+        (float(p.distance_threshold) for p in params if p.method == "ward"), default=np.inf
+    )
     labels_cache: dict[tuple[Any, ...], tuple[IntArray, int]] = {}
     for p in params:
         key = _profile_key(p)
         if key in out:
             continue
-        lkey = (p.method, float(p.distance_threshold), bool(p.keep_singletons),
-                int(p.kmeans_clusters))
+        lkey = (
+            p.method,
+            float(p.distance_threshold),
+            bool(p.keep_singletons),
+            int(p.kmeans_clusters),
+        )
         if lkey not in labels_cache:
             if p.method == "ward" and n > 1:
                 if tree is None:
@@ -126,8 +151,9 @@ def case_profiles(x: FloatArray, t: IntArray, now_s: float, params: Sequence[Pro
                 labels_cache[lkey] = cluster_labels(x, p, rng)
         labels, c = labels_cache[lkey]
         if c == 0:
-            out[key] = CaseProfile(np.zeros(0, np.int64), np.zeros(0), np.zeros((0, x.shape[1])),
-                                   np.zeros(0, np.int64))
+            out[key] = CaseProfile(
+                np.zeros(0, np.int64), np.zeros(0), np.zeros((0, x.shape[1])), np.zeros(0, np.int64)
+            )
             continue
         w = action_weights(t, now_s, p.decay_per_day)
         rows, sizes, imps, _, centroids = _summarise(x, labels, c, t.astype(np.float64), w)
@@ -136,8 +162,9 @@ def case_profiles(x: FloatArray, t: IntArray, now_s: float, params: Sequence[Pro
     return out
 
 
-def select_clusters(importance: FloatArray, k: int, selection: str,
-                    rng: np.random.Generator | None) -> IntArray:
+def select_clusters(
+    importance: FloatArray, k: int, selection: str, rng: np.random.Generator | None
+) -> IntArray:
     """Indices of the clusters that query the index, drawn as the ``Recommender`` draws them.
 
     ``top``: the ``k`` most important. ``sample``: successive draws without replacement, each in
@@ -186,9 +213,9 @@ def first_depth(quota: int) -> int:
 class _Space:
     """One embedding as the evaluation uses it, mapped onto the log's item codes."""
 
-    vectors: npt.NDArray[np.float32]      # (n, d) unit rows
-    row_of: IntArray                       # (n_global,) catalog row of each item code, -1
-    code_of: IntArray                      # (n,) item code of each row, -1 if not in the log
+    vectors: npt.NDArray[np.float32]  # (n, d) unit rows
+    row_of: IntArray  # (n_global,) catalog row of each item code, -1
+    code_of: IntArray  # (n,) item code of each row, -1 if not in the log
 
     @classmethod
     def build(cls, vs: VectorSet, log: EncodedLog) -> _Space:
@@ -211,15 +238,16 @@ def _rows_of(vs: VectorSet, ids: np.ndarray) -> IntArray:
     got = index.get_indexer(pd.Index(ids))
     if (got < 0).all():
         got = pd.Index(np.asarray(vs.item_ids).astype(str)).get_indexer(
-            pd.Index(np.asarray(ids).astype(str)))
+            pd.Index(np.asarray(ids).astype(str))
+        )
     return np.asarray(got, np.int64)
 
 
 @dataclass
 class _CaseData:
-    x: FloatArray          # history vectors (model space), time order, capped
+    x: FloatArray  # history vectors (model space), time order, capped
     t: IntArray
-    seen_rows: IntArray    # model rows the user engaged with before the day
+    seen_rows: IntArray  # model rows the user engaged with before the day
     profiles: dict[tuple[Any, ...], CaseProfile]
     n_actions: int
 
@@ -228,20 +256,24 @@ class _CaseData:
 class _Plan:
     """One model's queries for a chunk of cases."""
 
-    vectors: list[FloatArray] = field(default_factory=list)   # per query
-    case: list[int] = field(default_factory=list)             # local case index per query
-    weight: list[float] = field(default_factory=list)         # importance (quota by importance)
-    is_da: list[bool] = field(default_factory=list)           # decay-average query
-    popular: list[bool] = field(default_factory=list)         # per case: popular fallback
-    n_clusters: list[int] = field(default_factory=list)       # per case
+    vectors: list[FloatArray] = field(default_factory=list)  # per query
+    case: list[int] = field(default_factory=list)  # local case index per query
+    weight: list[float] = field(default_factory=list)  # importance (quota by importance)
+    is_da: list[bool] = field(default_factory=list)  # decay-average query
+    popular: list[bool] = field(default_factory=list)  # per case: popular fallback
+    n_clusters: list[int] = field(default_factory=list)  # per case
 
 
 def _decay_avg(x: FloatArray, t: IntArray, now_s: float, lam: float) -> FloatArray:
     return weighted_direction(action_weights(t, now_s, lam), x)
 
 
-def _plan(model: ModelSpec, cases: list[EvalCase], data: list[_CaseData],
-          rng_of: Callable[[int], np.random.Generator]) -> _Plan:
+def _plan(
+    model: ModelSpec,
+    cases: list[EvalCase],
+    data: list[_CaseData],
+    rng_of: Callable[[int], np.random.Generator],
+) -> _Plan:
     plan = _Plan()
     for j, (case, cd) in enumerate(zip(cases, data, strict=True)):
         if model.kind == "last_item":
@@ -257,8 +289,12 @@ def _plan(model: ModelSpec, cases: list[EvalCase], data: list[_CaseData],
             qs = []
             if n_c:
                 need_rng = r.selection == "sample" and n_c > r.clusters_per_request
-                sel = select_clusters(prof.importance, r.clusters_per_request, r.selection,
-                                      rng_of(j) if need_rng else None)
+                sel = select_clusters(
+                    prof.importance,
+                    r.clusters_per_request,
+                    r.selection,
+                    rng_of(j) if need_rng else None,
+                )
                 for k in sel:
                     if r.query == "centroid":
                         v = prof.centroid[k]
@@ -267,8 +303,9 @@ def _plan(model: ModelSpec, cases: list[EvalCase], data: list[_CaseData],
                         v = cd.x[prof.medoid_rows[k]]
                     qs.append((v, float(prof.importance[k]), False))
                 if r.decay_average_share > 0:
-                    qs.append((_decay_avg(cd.x, cd.t, case.day_s, model.profile.decay_per_day),
-                               0.0, True))
+                    qs.append(
+                        (_decay_avg(cd.x, cd.t, case.day_s, model.profile.decay_per_day), 0.0, True)
+                    )
         plan.popular.append(not qs)
         plan.n_clusters.append(n_c)
         for v, w, da in qs:
@@ -308,8 +345,9 @@ class _Ranked:
         return rows[:depth], scores[:depth]
 
 
-def _assemble(ranked: _Ranked, src_q: list[int], quota: list[int],
-              seen: npt.NDArray[np.bool_]) -> IntArray:
+def _assemble(
+    ranked: _Ranked, src_q: list[int], quota: list[int], seen: npt.NDArray[np.bool_]
+) -> IntArray:
     """One case's candidates (catalog rows), merged as ``Recommender._merge_in_turn`` merges
     them: each source in turn takes its best ``quota`` items that are neither already engaged
     with by the user nor taken by an earlier source (its list read deeper while it is short).
@@ -330,9 +368,15 @@ def _assemble(ranked: _Ranked, src_q: list[int], quota: list[int],
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
-def _retrieve(model: ModelSpec, plan: _Plan, data: list[_CaseData], space: _Space,
-              budgets: Sequence[int], popular: IntArray, rank_items: list[IntArray],
-              ) -> tuple[dict[int, IntArray], FloatArray]:
+def _retrieve(
+    model: ModelSpec,
+    plan: _Plan,
+    data: list[_CaseData],
+    space: _Space,
+    budgets: Sequence[int],
+    popular: IntArray,
+    rank_items: list[IntArray],
+) -> tuple[dict[int, IntArray], FloatArray]:
     """Candidates per budget ((cases, budget) catalog rows) and ranking scores.
 
     ``rank_items[j]`` holds the catalog rows case j must score (-1: not in the catalog); the
@@ -353,7 +397,7 @@ def _retrieve(model: ModelSpec, plan: _Plan, data: list[_CaseData], space: _Spac
         for j, items in enumerate(rank_items):
             if items.shape[0] and starts[j + 1] > starts[j]:
                 ok = items >= 0
-                block = s[starts[j]:starts[j + 1]][:, items[ok]]
+                block = s[starts[j] : starts[j + 1]][:, items[ok]]
                 rank_scores[j][ok] = block.max(axis=0)
         ranked = _Ranked(s, 2 * first_depth(b_max))
     weight = np.asarray(plan.weight)
@@ -432,8 +476,10 @@ def default_embedder(frame: pd.DataFrame, kind: str, dim: int, seed: int) -> Vec
         module = importlib.import_module(f"pinnersage.embed.{kind}")
         build = getattr(module, f"{kind}_embeddings")
     except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"embedding kind {kind!r} cannot be fit from the action log here; "
-                          "use cooccurrence, als, or give --embeddings") from exc
+        raise ConfigError(
+            f"embedding kind {kind!r} cannot be fit from the action log here; "
+            "use cooccurrence, als, or give --embeddings"
+        ) from exc
     return build(frame, dim=dim, seed=seed).catalog
 
 
@@ -441,12 +487,18 @@ def _relevance_matrix(vectors: npt.NDArray[np.float32], threshold: float) -> npt
     n = vectors.shape[0]
     out = np.empty((n, n), bool)
     for s in range(0, n, 2048):
-        out[s:s + 2048] = (vectors[s:s + 2048] @ vectors.T) >= threshold - 1e-6
+        out[s : s + 2048] = (vectors[s : s + 2048] @ vectors.T) >= threshold - 1e-6
     return out
 
 
-def _negatives(case: EvalCase, n_pos: int, k: int, pool: IntArray, p: FloatArray | None,
-               rng: np.random.Generator) -> IntArray:
+def _negatives(
+    case: EvalCase,
+    n_pos: int,
+    k: int,
+    pool: IntArray,
+    p: FloatArray | None,
+    rng: np.random.Generator,
+) -> IntArray:
     """``n_pos * k`` item codes from ``pool``, never the user's targets or seen items."""
     banned = np.concatenate([case.targets, case.seen])
     ok = ~np.isin(pool, banned)
@@ -460,10 +512,16 @@ def _negatives(case: EvalCase, n_pos: int, k: int, pool: IntArray, p: FloatArray
     return np.asarray(rng.choice(cand, size=n_pos * k, replace=True, p=pp), np.int64)
 
 
-def evaluate(actions: pd.DataFrame | EncodedLog, models: Sequence[ModelSpec],
-             protocol: Protocol | None = None, *, embeddings: VectorSet | None = None,
-             reference: VectorSet | None = None, embedder: Embedder | None = None,
-             progress: bool = True) -> EvalResult:
+def evaluate(
+    actions: pd.DataFrame | EncodedLog,
+    models: Sequence[ModelSpec],
+    protocol: Protocol | None = None,
+    *,
+    embeddings: VectorSet | None = None,
+    reference: VectorSet | None = None,
+    embedder: Embedder | None = None,
+    progress: bool = True,
+) -> EvalResult:
     """Run the offline evaluation.
 
     Parameters
@@ -511,7 +569,7 @@ def evaluate(actions: pd.DataFrame | EncodedLog, models: Sequence[ModelSpec],
         epochs: list[tuple[np.ndarray, list[EvalCase]]] = []
         every = proto.refit_every or len(days)
         for s in range(0, len(days), every):
-            block = days[s:s + every]
+            block = days[s : s + every]
             epochs.append((log.time < block[0][0], [c for _, cs in block for c in cs]))
     else:
         fit_mask = per_user_training_mask(log)
@@ -529,7 +587,7 @@ def evaluate(actions: pd.DataFrame | EncodedLog, models: Sequence[ModelSpec],
 
     # --- negatives of the ranking task: per case, shared by every model (paired)
     pool = np.flatnonzero(ref.row_of >= 0)
-    pop_p = train_counts[pool].astype(np.float64) + 1.0   # add-one: items unseen in training
+    pop_p = train_counts[pool].astype(np.float64) + 1.0  # add-one: items unseen in training
 
     profile_params = [m.profile for m in models if m.kind == "pinnersage"]
     max_actions = max([p.max_actions_per_user for p in profile_params] or [5000])
@@ -539,26 +597,31 @@ def evaluate(actions: pd.DataFrame | EncodedLog, models: Sequence[ModelSpec],
     na_rows: list[dict[str, Any]] = []
     model_index = {m.name: i for i, m in enumerate(models)}
     default_ps = next((m for m in models if m.name == "pinnersage"), None)
-    bar = tqdm(total=n_cases_total, desc="evaluate", unit="case", disable=not progress,
-               leave=False)
+    bar = tqdm(total=n_cases_total, desc="evaluate", unit="case", disable=not progress, leave=False)
     case_counter = 0
     chunk = 128
     for epoch_mask, cases in epochs:
         if embeddings is not None:
             space = _Space.build(embeddings, log)
-        elif proto.embedding_kind == proto.reference_kind and proto.embedding_dim == \
-                proto.reference_dim and epoch_mask is fit_mask:
+        elif (
+            proto.embedding_kind == proto.reference_kind
+            and proto.embedding_dim == proto.reference_dim
+            and epoch_mask is fit_mask
+        ):
             space = ref
         else:
-            space = _Space.build(fit(log.frame(epoch_mask), proto.embedding_kind,
-                                     proto.embedding_dim, proto.seed), log)
+            space = _Space.build(
+                fit(log.frame(epoch_mask), proto.embedding_kind, proto.embedding_dim, proto.seed),
+                log,
+            )
         counts_model = np.zeros(space.vectors.shape[0])
         known = space.code_of >= 0
-        counts_model[known] = np.bincount(log.item[epoch_mask],
-                                          minlength=log.item_ids.shape[0])[space.code_of[known]]
+        counts_model[known] = np.bincount(log.item[epoch_mask], minlength=log.item_ids.shape[0])[
+            space.code_of[known]
+        ]
         popular = np.argsort(-counts_model, kind="stable").astype(np.int64)
         for c0 in range(0, len(cases), chunk):
-            part = cases[c0:c0 + chunk]
+            part = cases[c0 : c0 + chunk]
             base_idx = case_counter
             case_counter += len(part)
             data: list[_CaseData] = []
@@ -602,13 +665,13 @@ def evaluate(actions: pd.DataFrame | EncodedLog, models: Sequence[ModelSpec],
                     neg_u = _negatives(case, npos, k_neg, pool, None, nrng)
                     neg_p = _negatives(case, npos, k_neg, pool, pop_p, nrng)
                     codes = np.concatenate([pos, neg_u, neg_p])
-                    rank_items.append(np.where(codes >= 0, space.row_of[np.maximum(codes, 0)],
-                                               -1))
+                    rank_items.append(np.where(codes >= 0, space.row_of[np.maximum(codes, 0)], -1))
                     pos_case.append(np.full(npos, j))
                     pos_idx.append(offset + np.arange(npos))
                     negu_idx.append(offset + npos + np.arange(npos * k_neg).reshape(npos, k_neg))
-                    negp_idx.append(offset + npos * (1 + k_neg)
-                                    + np.arange(npos * k_neg).reshape(npos, k_neg))
+                    negp_idx.append(
+                        offset + npos * (1 + k_neg) + np.arange(npos * k_neg).reshape(npos, k_neg)
+                    )
                     offset += codes.shape[0]
                 else:
                     rank_items.append(np.zeros(0, np.int64))
@@ -620,16 +683,22 @@ def evaluate(actions: pd.DataFrame | EncodedLog, models: Sequence[ModelSpec],
             i_pos = np.concatenate(pos_idx) if pos_idx else np.zeros(0, int)
             i_negu = np.vstack(negu_idx) if negu_idx else np.zeros((0, k_neg), int)
             i_negp = np.vstack(negp_idx) if negp_idx else np.zeros((0, k_neg), int)
-            hist_ref = [np.unique(ref.row_of[c.hist_items][ref.row_of[c.hist_items] >= 0])
-                        for c in keep_cases]
+            hist_ref = [
+                np.unique(ref.row_of[c.hist_items][ref.row_of[c.hist_items] >= 0])
+                for c in keep_cases
+            ]
             own_div = M.mean_pairwise_diversity(
                 ref.vectors[np.concatenate(hist_ref)].astype(np.float64),
-                np.repeat(np.arange(nloc), [h.shape[0] for h in hist_ref]), nloc)
+                np.repeat(np.arange(nloc), [h.shape[0] for h in hist_ref]),
+                nloc,
+            )
 
-            def rng_of_factory(model_i: int, base: int = base_idx
-                               ) -> Callable[[int], np.random.Generator]:
+            def rng_of_factory(
+                model_i: int, base: int = base_idx
+            ) -> Callable[[int], np.random.Generator]:
                 def rng_of(case_j: int) -> np.random.Generator:
                     return np.random.default_rng([proto.seed, base + case_j, model_i])
+
                 return rng_of
 
             default_clusters = np.zeros(nloc)
@@ -646,16 +715,20 @@ def evaluate(actions: pd.DataFrame | EncodedLog, models: Sequence[ModelSpec],
                 plan = _plan(model, keep_cases, data, rng_of_factory(mi))
                 if model is default_ps:
                     default_clusters = np.asarray(plan.n_clusters, np.float64)
-                cands, rscores = _retrieve(model, plan, data, space, budgets, popular,
-                                           rank_items)
+                cands, rscores = _retrieve(model, plan, data, space, budgets, popular, rank_items)
                 # ranking metrics (budget independent)
                 rk = {}
                 if p_case.size:
                     pos_s = rscores[i_pos]
                     top_u, rr_u, r_u = M.ranking_metrics(pos_s, rscores[i_negu], p_case, nloc)
                     top_p, rr_p, _ = M.ranking_metrics(pos_s, rscores[i_negp], p_case, nloc)
-                    rk = {"rank_top": top_u, "rank_rr": rr_u, "rank_r": r_u,
-                          "rankp_top": top_p, "rankp_rr": rr_p}
+                    rk = {
+                        "rank_top": top_u,
+                        "rank_rr": rr_u,
+                        "rank_r": r_u,
+                        "rankp_top": top_p,
+                        "rankp_rr": rr_p,
+                    }
                 for b in budgets:
                     cr = cands[b]
                     codes = np.where(cr >= 0, space.code_of[np.maximum(cr, 0)], -1)
@@ -672,8 +745,12 @@ def evaluate(actions: pd.DataFrame | EncodedLog, models: Sequence[ModelSpec],
                         "n_cand": (cr >= 0).sum(axis=1),
                     }
                     for j, case in enumerate(keep_cases):
-                        rec = {"user": case.user, "model": model.name, "budget": b,
-                               "diversity": div[j]}
+                        rec = {
+                            "user": case.user,
+                            "model": model.name,
+                            "budget": b,
+                            "diversity": div[j],
+                        }
                         for key, arr in sums.items():
                             rec[key] = float(arr[j])
                         for key, arr in rk.items():
@@ -683,9 +760,14 @@ def evaluate(actions: pd.DataFrame | EncodedLog, models: Sequence[ModelSpec],
             # --- next-action study (Table 1), in the model space
             for j, (case, cd) in enumerate(zip(keep_cases, data, strict=True)):
                 nxt = space.row_of[case.first_target]
-                user_rows.append({"user": case.user, "n_actions": cd.n_actions,
-                                  "n_clusters": default_clusters[j],
-                                  "own_diversity": own_div[j]})
+                user_rows.append(
+                    {
+                        "user": case.user,
+                        "n_actions": cd.n_actions,
+                        "n_clusters": default_clusters[j],
+                        "own_diversity": own_div[j],
+                    }
+                )
                 if nxt < 0 or ref.row_of[case.first_target] < 0:
                     continue
                 y = space.vectors[nxt].astype(np.float64)
@@ -693,18 +775,21 @@ def evaluate(actions: pd.DataFrame | EncodedLog, models: Sequence[ModelSpec],
                 cos_hist = cd.x @ y
                 krng = np.random.default_rng([proto.seed, base_idx + j, 3])
                 k3 = _kmeans_oracle(cd.x, 3, krng) @ y
-                row = {"user": case.user,
-                       "last_item": float(cos_hist[-1] >= thr),
-                       "decay_average": float(_decay_avg(cd.x, cd.t, case.day_s, 0.01) @ y >= thr),
-                       "kmeans3_oracle": float(k3.max() >= thr),
-                       "best_past_item_oracle": float(cos_hist.max() >= thr)}
+                row = {
+                    "user": case.user,
+                    "last_item": float(cos_hist[-1] >= thr),
+                    "decay_average": float(_decay_avg(cd.x, cd.t, case.day_s, 0.01) @ y >= thr),
+                    "kmeans3_oracle": float(k3.max() >= thr),
+                    "best_past_item_oracle": float(cos_hist.max() >= thr),
+                }
                 if default_ps is not None:
                     prof = cd.profiles[_profile_key(default_ps.profile)]
                     if len(prof):
                         med = cd.x[prof.medoid_rows[: default_ps.retrieval.clusters_per_request]]
                         row["pinnersage_top_medoids"] = float((med @ y).max() >= thr)
                         row["pinnersage_all_medoids_oracle"] = float(
-                            (cd.x[prof.medoid_rows] @ y).max() >= thr)
+                            (cd.x[prof.medoid_rows] @ y).max() >= thr
+                        )
                     else:
                         row["pinnersage_top_medoids"] = 0.0
                         row["pinnersage_all_medoids_oracle"] = 0.0
@@ -719,45 +804,66 @@ def evaluate(actions: pd.DataFrame | EncodedLog, models: Sequence[ModelSpec],
     per_user["n_cases"] = grouped.size()
     per_user = per_user.reset_index()
     with np.errstate(invalid="ignore", divide="ignore"):
-        pu = pd.DataFrame({
-            "user": log.user_ids[per_user["user"].to_numpy()],
-            "model": per_user["model"], "budget": per_user["budget"],
-            "recall": np.where(per_user["n_new"] > 0, per_user["hits_new"] / per_user["n_new"],
-                               np.nan),
-            "recall_all": np.where(per_user["n_all"] > 0,
-                                   per_user["hits_all"] / per_user["n_all"], np.nan),
-            "relevance": np.where(per_user["n_all"] > 0, per_user["rel"] / per_user["n_all"],
-                                  np.nan),
-            "diversity": per_user["diversity"],
-            "n_targets": per_user["n_all"], "n_new_targets": per_user["n_new"],
-            "n_cases": per_user["n_cases"], "n_candidates": per_user["n_cand"] /
-            per_user["n_cases"],
-        })
+        pu = pd.DataFrame(
+            {
+                "user": log.user_ids[per_user["user"].to_numpy()],
+                "model": per_user["model"],
+                "budget": per_user["budget"],
+                "recall": np.where(
+                    per_user["n_new"] > 0, per_user["hits_new"] / per_user["n_new"], np.nan
+                ),
+                "recall_all": np.where(
+                    per_user["n_all"] > 0, per_user["hits_all"] / per_user["n_all"], np.nan
+                ),
+                "relevance": np.where(
+                    per_user["n_all"] > 0, per_user["rel"] / per_user["n_all"], np.nan
+                ),
+                "diversity": per_user["diversity"],
+                "n_targets": per_user["n_all"],
+                "n_new_targets": per_user["n_new"],
+                "n_cases": per_user["n_cases"],
+                "n_candidates": per_user["n_cand"] / per_user["n_cases"],
+            }
+        )
         if "rank_r" in per_user:
             r = per_user["rank_r"].fillna(0)
             pu["r_precision"] = np.where(r > 0, per_user["rank_top"] / r, np.nan)
             pu["reciprocal_rank"] = np.where(r > 0, per_user["rank_rr"] / r, np.nan)
             pu["r_precision_popular"] = np.where(r > 0, per_user["rankp_top"] / r, np.nan)
             pu["reciprocal_rank_popular"] = np.where(r > 0, per_user["rankp_rr"] / r, np.nan)
-    users_df = pd.DataFrame.from_records(user_rows).groupby("user").agg(
-        n_cases=("n_actions", "size"), n_actions=("n_actions", "mean"),
-        n_clusters=("n_clusters", "mean"), own_diversity=("own_diversity", "mean")).reset_index()
+    users_df = (
+        pd.DataFrame.from_records(user_rows)
+        .groupby("user")
+        .agg(
+            n_cases=("n_actions", "size"),
+            n_actions=("n_actions", "mean"),
+            n_clusters=("n_clusters", "mean"),
+            own_diversity=("own_diversity", "mean"),
+        )
+        .reset_index()
+    )
     users_df["user"] = log.user_ids[users_df["user"].to_numpy()]
     na = pd.DataFrame.from_records(na_rows)
     if len(na):
         na = na.groupby("user").mean().reset_index()
         na["user"] = log.user_ids[na["user"].to_numpy()]
     info = {
-        "split": split, "split_requested": proto.split, "split_reason": split_reason,
-        "n_actions": len(log), "n_users": int(log.user_ids.shape[0]),
-        "n_items": int(log.item_ids.shape[0]), "n_cases": int(n_cases_total),
-        "n_cases_evaluated": int(per_case.loc[per_case["model"] == "last_item"].shape[0]
-                                 // max(len(budgets), 1)),
+        "split": split,
+        "split_requested": proto.split,
+        "split_reason": split_reason,
+        "n_actions": len(log),
+        "n_users": int(log.user_ids.shape[0]),
+        "n_items": int(log.item_ids.shape[0]),
+        "n_cases": int(n_cases_total),
+        "n_cases_evaluated": int(
+            per_case.loc[per_case["model"] == "last_item"].shape[0] // max(len(budgets), 1)
+        ),
         "n_users_evaluated": int(users_df.shape[0]),
         "fit_actions": int(fit_mask.sum()),
         "fit_last_timestamp": int(log.time[fit_mask].max()) if fit_mask.any() else None,
         "first_test_day": int(min(c.day_s for _, cs in epochs for c in cs))
-        if n_cases_total else None,
+        if n_cases_total
+        else None,
         "test_days": sorted({int(c.day_s) for _, cs in epochs for c in cs}),
         "reference_items": int((ref.code_of >= 0).sum()),
         "model_items": int(space.vectors.shape[0]),
@@ -789,5 +895,3 @@ def _kmeans_oracle(x: FloatArray, k: int, rng: np.random.Generator) -> FloatArra
             c, _ = kmeans2(x, k, minit="++", seed=rng)
     norms = np.linalg.norm(c, axis=1, keepdims=True)
     return np.asarray(c / np.where(norms > 0, norms, 1.0))
-
-

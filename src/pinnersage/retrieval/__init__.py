@@ -69,9 +69,13 @@ __all__ = [
 ]
 
 
-def build_index(catalog: ItemCatalog, params: IndexParams | None = None, *,
-                exclude_item_ids: Collection[Any] | None = None,
-                progress: bool = False) -> ExactIndex | HnswIndex:
+def build_index(
+    catalog: ItemCatalog,
+    params: IndexParams | None = None,
+    *,
+    exclude_item_ids: Collection[Any] | None = None,
+    progress: bool = False,
+) -> ExactIndex | HnswIndex:
     """Build the index of ``params.kind`` (default ``hnsw``) over ``catalog``.
 
     ``exclude_item_ids`` is the refined index's item filter; ``params.dedupe_cosine`` its

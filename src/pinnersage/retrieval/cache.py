@@ -51,8 +51,11 @@ class NeighborList:
         return int(self.rows.shape[0])
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, NeighborList) and np.array_equal(self.rows, other.rows)
-                and np.array_equal(self.scores, other.scores))
+        return (
+            isinstance(other, NeighborList)
+            and np.array_equal(self.rows, other.rows)
+            and np.array_equal(self.scores, other.scores)
+        )
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -62,8 +65,11 @@ class NeighborList:
     def to_bytes(self) -> bytes:
         """``<u4 count`` + little-endian int64 rows + float32 scores."""
         n = len(self)
-        return (struct.pack("<I", n) + np.ascontiguousarray(self.rows, "<i8").tobytes()
-                + np.ascontiguousarray(self.scores, "<f4").tobytes())
+        return (
+            struct.pack("<I", n)
+            + np.ascontiguousarray(self.rows, "<i8").tobytes()
+            + np.ascontiguousarray(self.scores, "<f4").tobytes()
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> NeighborList | None:
@@ -158,9 +164,14 @@ class LruCache:
     def stats(self) -> dict[str, Any]:
         """``hits``, ``misses``, ``hit_rate``, ``size`` and ``maxsize``."""
         total = self.hits + self.misses
-        return {"kind": "lru", "hits": self.hits, "misses": self.misses,
-                "hit_rate": self.hits / total if total else 0.0, "size": len(self._data),
-                "maxsize": self.maxsize}
+        return {
+            "kind": "lru",
+            "hits": self.hits,
+            "misses": self.misses,
+            "hit_rate": self.hits / total if total else 0.0,
+            "size": len(self._data),
+            "maxsize": self.maxsize,
+        }
 
 
 class RedisCache:
@@ -183,15 +194,22 @@ class RedisCache:
         Expiry of each entry in seconds (None: until evicted by Redis's own policy).
     """
 
-    def __init__(self, url: str | None = "redis://localhost:6379/0", *, client: Any = None,
-                 prefix: str = "pinnersage:nbr:", ttl_s: int | None = None) -> None:
+    def __init__(
+        self,
+        url: str | None = "redis://localhost:6379/0",
+        *,
+        client: Any = None,
+        prefix: str = "pinnersage:nbr:",
+        ttl_s: int | None = None,
+    ) -> None:
         if client is None:
             from pinnersage._optional import require
 
             redis = require("redis", "redis")
             client = redis.Redis.from_url(url or "redis://localhost:6379/0")
-        if ttl_s is not None and (isinstance(ttl_s, bool) or not isinstance(ttl_s, int)
-                                  or ttl_s < 1):
+        if ttl_s is not None and (
+            isinstance(ttl_s, bool) or not isinstance(ttl_s, int) or ttl_s < 1
+        ):
             raise ConfigError(f"ttl_s must be an integer >= 1 or None, got {ttl_s!r}")
         self.client = client
         self.prefix = prefix
@@ -250,5 +268,10 @@ class RedisCache:
     def stats(self) -> dict[str, Any]:
         """``hits``, ``misses``, ``hit_rate`` and ``corrupt`` of this client."""
         total = self.hits + self.misses
-        return {"kind": "redis", "hits": self.hits, "misses": self.misses,
-                "hit_rate": self.hits / total if total else 0.0, "corrupt": self.corrupt}
+        return {
+            "kind": "redis",
+            "hits": self.hits,
+            "misses": self.misses,
+            "hit_rate": self.hits / total if total else 0.0,
+            "corrupt": self.corrupt,
+        }

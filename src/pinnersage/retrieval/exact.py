@@ -39,8 +39,13 @@ class ExactIndex(BaseIndex):
         self._vectors = vectors
 
     @classmethod
-    def build(cls, catalog: ItemCatalog, params: IndexParams | None = None, *,
-              exclude_item_ids: Collection[Any] | None = None) -> ExactIndex:
+    def build(
+        cls,
+        catalog: ItemCatalog,
+        params: IndexParams | None = None,
+        *,
+        exclude_item_ids: Collection[Any] | None = None,
+    ) -> ExactIndex:
         """Index every catalog item (minus the refined-index filters).
 
         Parameters
@@ -54,11 +59,19 @@ class ExactIndex(BaseIndex):
         p = params if params is not None else IndexParams(kind="exact")
         rows, report = refine_rows(catalog, p, exclude_item_ids)
         vectors = np.ascontiguousarray(catalog.vectors[rows], dtype=np.float32)
-        return cls(vectors, params=p, embedding_version=catalog.embedding_version,
-                   item_ids=catalog.item_ids, rows=rows, dim=catalog.dim, refine=report)
+        return cls(
+            vectors,
+            params=p,
+            embedding_version=catalog.embedding_version,
+            item_ids=catalog.item_ids,
+            rows=rows,
+            dim=catalog.dim,
+            refine=report,
+        )
 
-    def _search(self, queries: npt.NDArray[np.float32], k: int
-                ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    def _search(
+        self, queries: npt.NDArray[np.float32], k: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         q = queries.shape[0]
         n = len(self)
         out_rows = np.empty((q, k), np.int64)
@@ -83,14 +96,17 @@ class ExactIndex(BaseIndex):
         return [("vectors.npy", lambda tmp: np.save(tmp, self._vectors, allow_pickle=False))]
 
     @classmethod
-    def _from_files(cls, folder: Path, manifest: dict[str, Any], common: dict[str, Any]
-                    ) -> ExactIndex:
+    def _from_files(
+        cls, folder: Path, manifest: dict[str, Any], common: dict[str, Any]
+    ) -> ExactIndex:
         try:
             vectors = np.load(folder / "vectors.npy", allow_pickle=False)
         except (ValueError, OSError) as exc:
             raise CorruptArtifactError(f"index in {folder} cannot be read: {exc}") from exc
         if vectors.dtype != np.float32 or vectors.shape != (manifest["count"], manifest["dim"]):
-            raise CorruptArtifactError(f"{folder / 'vectors.npy'} has shape {vectors.shape} "
-                                       f"and dtype {vectors.dtype}; the manifest says "
-                                       f"({manifest['count']}, {manifest['dim']}) float32")
+            raise CorruptArtifactError(
+                f"{folder / 'vectors.npy'} has shape {vectors.shape} "
+                f"and dtype {vectors.dtype}; the manifest says "
+                f"({manifest['count']}, {manifest['dim']}) float32"
+            )
         return cls(np.ascontiguousarray(vectors), **common)

@@ -48,9 +48,14 @@ class HnswIndex(BaseIndex):
         self._graph.set_ef(self.params.ef_search)
 
     @classmethod
-    def build(cls, catalog: ItemCatalog, params: IndexParams | None = None, *,
-              exclude_item_ids: Collection[Any] | None = None,
-              progress: bool = False) -> HnswIndex:
+    def build(
+        cls,
+        catalog: ItemCatalog,
+        params: IndexParams | None = None,
+        *,
+        exclude_item_ids: Collection[Any] | None = None,
+        progress: bool = False,
+    ) -> HnswIndex:
         """Build the graph over every catalog item (minus the refined-index filters).
 
         Parameters
@@ -70,23 +75,37 @@ class HnswIndex(BaseIndex):
         p = params if params is not None else IndexParams()
         rows, report = refine_rows(catalog, p, exclude_item_ids)
         graph = hnswlib.Index(space="ip", dim=catalog.dim)
-        graph.init_index(max_elements=max(1, rows.shape[0]), ef_construction=p.ef_construction,
-                         M=p.m, random_seed=p.seed)
+        graph.init_index(
+            max_elements=max(1, rows.shape[0]),
+            ef_construction=p.ef_construction,
+            M=p.m,
+            random_seed=p.seed,
+        )
         threads = -1 if p.build_threads is None else p.build_threads
         n = int(rows.shape[0])
         step = max(_CHUNK, -(-n // 100))
-        with tqdm(total=n, desc="hnsw build", unit="item", disable=not progress,
-                  file=sys.stderr) as bar:
+        with tqdm(
+            total=n, desc="hnsw build", unit="item", disable=not progress, file=sys.stderr
+        ) as bar:
             for start in range(0, n, step):
-                part = rows[start:start + step]
-                graph.add_items(np.ascontiguousarray(catalog.vectors[part]), part,
-                                num_threads=threads)
+                part = rows[start : start + step]
+                graph.add_items(
+                    np.ascontiguousarray(catalog.vectors[part]), part, num_threads=threads
+                )
                 bar.update(part.shape[0])
-        return cls(graph, params=p, embedding_version=catalog.embedding_version,
-                   item_ids=catalog.item_ids, rows=rows, dim=catalog.dim, refine=report)
+        return cls(
+            graph,
+            params=p,
+            embedding_version=catalog.embedding_version,
+            item_ids=catalog.item_ids,
+            rows=rows,
+            dim=catalog.dim,
+            refine=report,
+        )
 
-    def _search(self, queries: npt.NDArray[np.float32], k: int
-                ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    def _search(
+        self, queries: npt.NDArray[np.float32], k: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         threads = 1 if queries.shape[0] < _SERIAL_QUERIES else -1
         labels, distances = self._graph.knn_query(queries, k=k, num_threads=threads)
         scores = np.subtract(np.float32(1.0), distances, out=distances)  # float32, in place
@@ -96,8 +115,9 @@ class HnswIndex(BaseIndex):
         return [("hnsw.bin", lambda tmp: self._graph.save_index(str(tmp)))]
 
     @classmethod
-    def _from_files(cls, folder: Path, manifest: dict[str, Any], common: dict[str, Any]
-                    ) -> HnswIndex:
+    def _from_files(
+        cls, folder: Path, manifest: dict[str, Any], common: dict[str, Any]
+    ) -> HnswIndex:
         import hnswlib
 
         graph = hnswlib.Index(space="ip", dim=int(manifest["dim"]))
@@ -106,6 +126,8 @@ class HnswIndex(BaseIndex):
         except (RuntimeError, ValueError, OSError) as exc:
             raise CorruptArtifactError(f"{folder / 'hnsw.bin'} cannot be read: {exc}") from exc
         if graph.get_current_count() != manifest["count"]:
-            raise CorruptArtifactError(f"{folder / 'hnsw.bin'} holds {graph.get_current_count()} "
-                                       f"items; the manifest says {manifest['count']}")
+            raise CorruptArtifactError(
+                f"{folder / 'hnsw.bin'} holds {graph.get_current_count()} "
+                f"items; the manifest says {manifest['count']}"
+            )
         return cls(graph, **common)

@@ -100,8 +100,9 @@ class AnnIndex(Protocol):
 
     def search(self, queries: npt.ArrayLike, k: int) -> Neighbors: ...
 
-    def search_rows(self, queries: npt.NDArray[np.float32], k: int
-                    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
+    def search_rows(
+        self, queries: npt.NDArray[np.float32], k: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
 
     def save(self, path: str | Path) -> Path: ...
 
@@ -120,9 +121,17 @@ class BaseIndex:
     kind: str = ""
     _payload: tuple[str, ...] = ()
 
-    def __init__(self, *, params: IndexParams, embedding_version: str, item_ids: np.ndarray,
-                 rows: npt.NDArray[np.int64], dim: int, refine: RefineReport,
-                 index_version: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        params: IndexParams,
+        embedding_version: str,
+        item_ids: np.ndarray,
+        rows: npt.NDArray[np.int64],
+        dim: int,
+        refine: RefineReport,
+        index_version: str | None = None,
+    ) -> None:
         self.params = params
         self.embedding_version = embedding_version
         #: Item ids of the whole catalog (row -> id); the index holds the subset ``rows``.
@@ -132,15 +141,18 @@ class BaseIndex:
         self.dim = int(dim)
         self.refine = refine
         self.index_version = index_version or _index_version(
-            self.kind, embedding_version, params, rows)
+            self.kind, embedding_version, params, rows
+        )
 
     def __len__(self) -> int:
         return int(self.rows.shape[0])
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(n={len(self)}, dim={self.dim}, "
-                f"embedding_version={self.embedding_version!r}, "
-                f"index_version={self.index_version!r})")
+        return (
+            f"{type(self).__name__}(n={len(self)}, dim={self.dim}, "
+            f"embedding_version={self.embedding_version!r}, "
+            f"index_version={self.index_version!r})"
+        )
 
     @property
     def item_ids(self) -> np.ndarray:
@@ -176,8 +188,9 @@ class BaseIndex:
         rows, scores = self.search_rows(q, k)
         return Neighbors(self.catalog_item_ids[rows], scores)
 
-    def search_rows(self, queries: npt.NDArray[np.float32], k: int
-                    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    def search_rows(
+        self, queries: npt.NDArray[np.float32], k: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """:meth:`search` returning catalog rows instead of ids, without checking the queries.
 
         For callers that hold unit-norm float32 C-contiguous queries of the right dimension
@@ -186,12 +199,15 @@ class BaseIndex:
         k = check_k(k)
         k = min(k, len(self))
         if k == 0:
-            return (np.zeros((queries.shape[0], 0), np.int64),
-                    np.zeros((queries.shape[0], 0), np.float32))
+            return (
+                np.zeros((queries.shape[0], 0), np.int64),
+                np.zeros((queries.shape[0], 0), np.float32),
+            )
         return self._search(queries, k)
 
-    def _search(self, queries: npt.NDArray[np.float32], k: int
-                ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    def _search(
+        self, queries: npt.NDArray[np.float32], k: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         raise NotImplementedError
 
     # -- files ----------------------------------------------------------------------------------
@@ -238,8 +254,9 @@ class BaseIndex:
         raise NotImplementedError
 
     @classmethod
-    def _from_files(cls, folder: Path, manifest: dict[str, Any], common: dict[str, Any]
-                    ) -> BaseIndex:
+    def _from_files(
+        cls, folder: Path, manifest: dict[str, Any], common: dict[str, Any]
+    ) -> BaseIndex:
         raise NotImplementedError
 
     @classmethod
@@ -266,14 +283,16 @@ class BaseIndex:
         if cls.kind and manifest["kind"] != cls.kind:
             raise CorruptArtifactError(
                 f"index in {folder} is of kind {manifest['kind']!r}, not {cls.kind!r}; "
-                "use pinnersage.retrieval.open_index to load any kind")
+                "use pinnersage.retrieval.open_index to load any kind"
+            )
         impl = _kinds()[manifest["kind"]]
         if catalog is not None and catalog.embedding_version != manifest["embedding_version"]:
             raise EmbeddingVersionMismatchError(
                 f"index in {folder} was built from embedding_version "
                 f"{manifest['embedding_version']}, but the catalog has "
                 f"{catalog.embedding_version}; rebuild the index (pinnersage index) for these "
-                "embeddings")
+                "embeddings"
+            )
         for name, entry in manifest["files"].items():
             verify_file(folder / name, entry)
         from pinnersage.retrieval.refine import RefineReport
@@ -287,14 +306,24 @@ class BaseIndex:
             raise CorruptArtifactError(f"index in {folder} cannot be read: {exc}") from exc
         if ids.dtype != np.int64:
             ids = ids.astype(object)
-        if (rows.ndim != 1 or rows.shape[0] != manifest["count"]
-                or ids.shape[0] != manifest["catalog_count"]
-                or (rows.size and (rows.min() < 0 or rows.max() >= ids.shape[0]))):
-            raise CorruptArtifactError(f"index in {folder}: ids.npy/rows.npy disagree with the "
-                                       "manifest's counts")
-        common = {"params": params, "embedding_version": manifest["embedding_version"],
-                  "item_ids": ids, "rows": rows, "dim": int(manifest["dim"]), "refine": refine,
-                  "index_version": manifest["index_version"]}
+        if (
+            rows.ndim != 1
+            or rows.shape[0] != manifest["count"]
+            or ids.shape[0] != manifest["catalog_count"]
+            or (rows.size and (rows.min() < 0 or rows.max() >= ids.shape[0]))
+        ):
+            raise CorruptArtifactError(
+                f"index in {folder}: ids.npy/rows.npy disagree with the manifest's counts"
+            )
+        common = {
+            "params": params,
+            "embedding_version": manifest["embedding_version"],
+            "item_ids": ids,
+            "rows": rows,
+            "dim": int(manifest["dim"]),
+            "refine": refine,
+            "index_version": manifest["index_version"],
+        }
         return impl._from_files(folder, manifest, common)
 
 
@@ -336,7 +365,8 @@ def check_queries(queries: npt.ArrayLike, dim: int) -> npt.NDArray[np.float32]:
         raise InvalidVectorsError(f"queries must be a (q, d) array, got shape {x.shape}")
     if x.shape[1] != dim:
         raise DimensionMismatchError(
-            f"queries have {x.shape[1]} dimensions but the index has {dim}")
+            f"queries have {x.shape[1]} dimensions but the index has {dim}"
+        )
     finite = np.isfinite(x)
     if not finite.all():
         row = int(np.argwhere(~finite)[0][0])
@@ -371,14 +401,19 @@ def _params_dict(params: IndexParams) -> dict[str, Any]:
     return {f.name: getattr(params, f.name) for f in fields(params)}
 
 
-def _index_version(kind: str, embedding_version: str, params: IndexParams,
-                   rows: npt.NDArray[np.int64]) -> str:
+def _index_version(
+    kind: str, embedding_version: str, params: IndexParams, rows: npt.NDArray[np.int64]
+) -> str:
     """16 hex characters identifying what the index returns (not how many threads built it)."""
     h = hashlib.sha256()
     relevant: dict[str, Any] = {"kind": kind, "embedding_version": embedding_version}
     if kind == "hnsw":
-        relevant.update(m=params.m, ef_construction=params.ef_construction,
-                        ef_search=params.ef_search, seed=params.seed)
+        relevant.update(
+            m=params.m,
+            ef_construction=params.ef_construction,
+            ef_search=params.ef_search,
+            seed=params.seed,
+        )
     h.update(json.dumps(relevant, sort_keys=True).encode())
     h.update(np.ascontiguousarray(rows, dtype="<i8").tobytes())
     return h.hexdigest()[:16]
@@ -410,10 +445,12 @@ def verify_file(path: Path, entry: dict[str, Any]) -> None:
     if size != entry.get("bytes"):
         raise CorruptArtifactError(
             f"index file {path} has {size} bytes but the manifest records {entry.get('bytes')} "
-            "(truncated or replaced); rebuild or restore the index")
+            "(truncated or replaced); rebuild or restore the index"
+        )
     if _sha256(path) != entry.get("sha256"):
         raise CorruptArtifactError(
-            f"index file {path} fails its sha256 checksum (damaged); rebuild or restore the index")
+            f"index file {path} fails its sha256 checksum (damaged); rebuild or restore the index"
+        )
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any]:
@@ -425,8 +462,19 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CorruptArtifactError(f"{path} is not valid JSON: {exc}") from exc
-    required = ("format", "format_version", "kind", "embedding_version", "index_version",
-                "params", "dim", "count", "catalog_count", "refine", "files")
+    required = (
+        "format",
+        "format_version",
+        "kind",
+        "embedding_version",
+        "index_version",
+        "params",
+        "dim",
+        "count",
+        "catalog_count",
+        "refine",
+        "files",
+    )
     if not isinstance(manifest, dict) or any(key not in manifest for key in required):
         raise CorruptArtifactError(f"{path} lacks the fields of an index manifest")
     if manifest["format"] != _FORMAT:
@@ -434,7 +482,8 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     if manifest["format_version"] != FORMAT_VERSION:
         raise CorruptArtifactError(
             f"{path} has format_version {manifest['format_version']!r}; this pinnersage reads "
-            f"{FORMAT_VERSION}")
+            f"{FORMAT_VERSION}"
+        )
     if manifest["kind"] not in ("exact", "hnsw"):
         raise CorruptArtifactError(f"{path}: unknown index kind {manifest['kind']!r}")
     if not isinstance(manifest["files"], dict) or "ids.npy" not in manifest["files"]:

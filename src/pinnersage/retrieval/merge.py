@@ -30,11 +30,13 @@ __all__ = ["merge_in_turn", "merge_in_turn_reference"]
 
 
 @njit(cache=True, nogil=True)
-def _merge(rows: tuple[npt.NDArray[np.int64], ...], scores: tuple[npt.NDArray[np.float32], ...],
-           ids: npt.NDArray[np.int64], plan: npt.NDArray[np.int64],
-           excluded: npt.NDArray[np.int64]
-           ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64],
-                      np.int64]:
+def _merge(
+    rows: tuple[npt.NDArray[np.int64], ...],
+    scores: tuple[npt.NDArray[np.float32], ...],
+    ids: npt.NDArray[np.int64],
+    plan: npt.NDArray[np.int64],
+    excluded: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64], np.int64]:
     total = 0
     for lst in rows:
         total += lst.shape[0]
@@ -88,7 +90,7 @@ def _merge(rows: tuple[npt.NDArray[np.int64], ...], scores: tuple[npt.NDArray[np
         origin = np.empty(count, np.int64)
         start = 0
         for s in range(n_sources):
-            origin[start:run_end[s]] = s
+            origin[start : run_end[s]] = s
             start = run_end[s]
         order = np.argsort(-got_scores[:count], kind="mergesort")
         return keys[order], got_scores[order], origin[order], np.int64(-1)
@@ -114,11 +116,13 @@ def _merge(rows: tuple[npt.NDArray[np.int64], ...], scores: tuple[npt.NDArray[np
     return out_keys, out_scores, out_origin, np.int64(-1)
 
 
-def merge_in_turn(rows: Sequence[npt.NDArray[np.int64]], scores: Sequence[npt.NDArray[np.float32]],
-                  ids: npt.NDArray[np.int64], plan: npt.NDArray[np.int64],
-                  excluded: npt.NDArray[np.int64]
-                  ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32],
-                             npt.NDArray[np.int64], int]:
+def merge_in_turn(
+    rows: Sequence[npt.NDArray[np.int64]],
+    scores: Sequence[npt.NDArray[np.float32]],
+    ids: npt.NDArray[np.int64],
+    plan: npt.NDArray[np.int64],
+    excluded: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64], int]:
     """Pick each source's candidates in turn; order them by score.
 
     Parameters
@@ -147,10 +151,14 @@ def merge_in_turn(rows: Sequence[npt.NDArray[np.int64]], scores: Sequence[npt.ND
     return keys, got, origin, int(short)
 
 
-def merge_in_turn_reference(rows: Sequence[Sequence[int]], scores: Sequence[Sequence[float]],
-                            ids: Sequence[int] | None, quotas: Sequence[int],
-                            complete: Sequence[bool], excluded: set[int]
-                            ) -> tuple[list[tuple[int, int]], int]:
+def merge_in_turn_reference(
+    rows: Sequence[Sequence[int]],
+    scores: Sequence[Sequence[float]],
+    ids: Sequence[int] | None,
+    quotas: Sequence[int],
+    complete: Sequence[bool],
+    excluded: set[int],
+) -> tuple[list[tuple[int, int]], int]:
     """:func:`merge_in_turn` in plain Python (the tests' oracle).
 
     Returns the picks as ``(source, position in its list)``, best score first, and ``short``.

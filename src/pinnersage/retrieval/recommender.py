@@ -107,9 +107,13 @@ class Recommendations(Sequence[Candidate]):
 
     __slots__ = ("_list", "_meta", "_origin", "item_ids", "scores")
 
-    def __init__(self, item_ids: npt.NDArray[Any], scores: npt.NDArray[np.floating[Any]],
-                 origin: npt.NDArray[np.int64],
-                 meta: Sequence[tuple[ItemId | None, str]]) -> None:
+    def __init__(
+        self,
+        item_ids: npt.NDArray[Any],
+        scores: npt.NDArray[np.floating[Any]],
+        origin: npt.NDArray[np.int64],
+        meta: Sequence[tuple[ItemId | None, str]],
+    ) -> None:
         #: The candidates' item ids (int64 or str objects, as the catalog's).
         self.item_ids = item_ids
         #: Their scores (cosine similarity to the query of their source; see Candidate.score).
@@ -142,17 +146,33 @@ class Recommendations(Sequence[Candidate]):
     def to_list(self) -> list[Candidate]:
         """The candidates as a new list of :class:`Candidate`."""
         if self._list is None:
-            self._list = list(map(_make, repeat(Candidate), zip(
-                self.item_ids.tolist(), self.scores.tolist(), self._source_field(0),
-                self._source_field(1), strict=True)))
+            self._list = list(
+                map(
+                    _make,
+                    repeat(Candidate),
+                    zip(
+                        self.item_ids.tolist(),
+                        self.scores.tolist(),
+                        self._source_field(0),
+                        self._source_field(1),
+                        strict=True,
+                    ),
+                )
+            )
         return list(self._list)
 
     def to_frame(self) -> pd.DataFrame:
         """A pandas frame with columns ``item_id``, ``score``, ``source_item_id``, ``source``."""
         import pandas as pd
 
-        return pd.DataFrame({"item_id": self.item_ids, "score": self.scores,
-                             "source_item_id": self.source_item_ids, "source": self.sources})
+        return pd.DataFrame(
+            {
+                "item_id": self.item_ids,
+                "score": self.scores,
+                "source_item_id": self.source_item_ids,
+                "source": self.sources,
+            }
+        )
 
     def __len__(self) -> int:
         return int(self.item_ids.shape[0])
@@ -170,8 +190,14 @@ class Recommendations(Sequence[Candidate]):
             return self._list[i]
         j = range(len(self))[i]  # IndexError and negative indices as a list's
         medoid, kind = self._meta[int(self._origin[j])]
-        return Candidate(self.item_ids[j].item() if isinstance(self.item_ids[j], np.generic)
-                         else self.item_ids[j], float(self.scores[j]), medoid, kind)
+        return Candidate(
+            self.item_ids[j].item()
+            if isinstance(self.item_ids[j], np.generic)
+            else self.item_ids[j],
+            float(self.scores[j]),
+            medoid,
+            kind,
+        )
 
     def __iter__(self) -> Iterator[Candidate]:
         if self._list is None:
@@ -198,8 +224,14 @@ class _Source:
 
     __slots__ = ("cacheable", "depth", "kind", "lst", "medoid", "quota", "vector")
 
-    def __init__(self, kind: str, medoid: ItemId | None, quota: int, depth: int,
-                 vector: npt.NDArray[np.float32] | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        medoid: ItemId | None,
+        quota: int,
+        depth: int,
+        vector: npt.NDArray[np.float32] | None = None,
+    ) -> None:
         self.kind = kind
         self.medoid = medoid
         self.quota = quota
@@ -267,20 +299,29 @@ class Recommender:
         The index was built from other embeddings than the catalog holds.
     """
 
-    def __init__(self, index: AnnIndex, catalog: ItemCatalog, *,
-                 params: RetrievalParams | None = None, cache: NeighborCache | None = None,
-                 popular_item_ids: Sequence[ItemId] | npt.NDArray[Any] | None = None) -> None:
+    def __init__(
+        self,
+        index: AnnIndex,
+        catalog: ItemCatalog,
+        *,
+        params: RetrievalParams | None = None,
+        cache: NeighborCache | None = None,
+        popular_item_ids: Sequence[ItemId] | npt.NDArray[Any] | None = None,
+    ) -> None:
         if index.embedding_version != catalog.embedding_version:
             raise EmbeddingVersionMismatchError(
                 f"the index was built from embedding_version {index.embedding_version} but the "
-                f"catalog has {catalog.embedding_version}; rebuild the index for these embeddings")
+                f"catalog has {catalog.embedding_version}; rebuild the index for these embeddings"
+            )
         self.index = index
         self.catalog = catalog
         self.params = params if params is not None else RetrievalParams()
-        self.cache: NeighborCache = (cache if cache is not None
-                                     else LruCache(index.params.cache_size))
+        self.cache: NeighborCache = (
+            cache if cache is not None else LruCache(index.params.cache_size)
+        )
         self.popular_item_ids: tuple[ItemId, ...] = (
-            () if popular_item_ids is None else tuple(np.asarray(popular_item_ids).tolist()))
+            () if popular_item_ids is None else tuple(np.asarray(popular_item_ids).tolist())
+        )
         popular = np.empty(len(self.popular_item_ids), dtype=object)
         popular[:] = self.popular_item_ids
         if all(isinstance(i, int) for i in self.popular_item_ids):
@@ -299,9 +340,14 @@ class Recommender:
 
     # -- the request ---------------------------------------------------------------------------
 
-    def recommend(self, profile: InterestProfile, k: int | None = None, *,
-                  rng: np.random.Generator | None,
-                  exclude_item_ids: Collection[ItemId] | None = None) -> Recommendations:
+    def recommend(
+        self,
+        profile: InterestProfile,
+        k: int | None = None,
+        *,
+        rng: np.random.Generator | None,
+        exclude_item_ids: Collection[ItemId] | None = None,
+    ) -> Recommendations:
         """Up to ``k`` candidates for one user, best score first.
 
         Parameters
@@ -335,8 +381,11 @@ class Recommender:
         """
         p = self.params
         k = p.candidates if k is None else check_k(k)
-        exclude = (exclude_item_ids if p.exclude_seen and exclude_item_ids is not None
-                   and len(exclude_item_ids) else None)
+        exclude = (
+            exclude_item_ids
+            if p.exclude_seen and exclude_item_ids is not None and len(exclude_item_ids)
+            else None
+        )
         if not profile.clusters:
             return self._popular(k, exclude)
         chosen = self._choose(profile, rng)
@@ -344,25 +393,30 @@ class Recommender:
         excluded = _NOTHING if exclude is None else self._excluded_keys(exclude)
         return self._retrieve(sources, excluded)
 
-    def _choose(self, profile: InterestProfile, rng: np.random.Generator | None
-                ) -> tuple[InterestCluster, ...]:
+    def _choose(
+        self, profile: InterestProfile, rng: np.random.Generator | None
+    ) -> tuple[InterestCluster, ...]:
         e = self.params.clusters_per_request
         if self.params.selection == "top":
             return top_medoids(profile, e)
         if rng is None:
-            raise ConfigError("retrieval.selection = 'sample' draws clusters at random: pass "
-                              "rng=numpy.random.default_rng(seed)")
+            raise ConfigError(
+                "retrieval.selection = 'sample' draws clusters at random: pass "
+                "rng=numpy.random.default_rng(seed)"
+            )
         return _sample_clusters(profile.clusters, e, rng)
 
-    def _sources(self, profile: InterestProfile, chosen: tuple[InterestCluster, ...],
-                 k: int) -> list[_Source]:
+    def _sources(
+        self, profile: InterestProfile, chosen: tuple[InterestCluster, ...], k: int
+    ) -> list[_Source]:
         p = self.params
         sources: list[_Source] = []
         k_c, k_avg = budget_split(k, p)
         if k_avg and profile.decay_average is None:
             raise ConfigError(
                 f"retrieval.decay_average_share = {p.decay_average_share} needs profiles built "
-                "with profile.store_decay_average = true")
+                "with profile.store_decay_average = true"
+            )
         quotas = _quotas(k_c, chosen, p.quota)
         depths = source_depths(quotas, p.quota, k_c)
         if p.query == "centroid":
@@ -370,9 +424,12 @@ class Recommender:
             if missing:
                 raise ConfigError(
                     "retrieval.query = 'centroid' needs profiles built with "
-                    f"profile.store_centroids = true (cluster of medoid {missing[0]!r} has none)")
-            vectors = check_queries(np.stack([c.centroid for c in chosen]),  # type: ignore[misc]
-                                    self.index_dim)
+                    f"profile.store_centroids = true (cluster of medoid {missing[0]!r} has none)"
+                )
+            vectors = check_queries(
+                np.stack([c.centroid for c in chosen]),  # type: ignore[misc]
+                self.index_dim,
+            )
             for c, q, d, v in zip(chosen, quotas, depths, vectors, strict=True):
                 if q:
                     sources.append(_Source("centroid", c.medoid_item_id, q, d, v))
@@ -446,13 +503,13 @@ class Recommender:
             arr = exclude if isinstance(exclude, np.ndarray) else np.array(list(exclude))
             if arr.dtype.kind in "iu":
                 return arr.astype(np.int64, copy=False).reshape(-1)
-        rows = self.catalog.rows(exclude if isinstance(exclude, np.ndarray) else list(exclude),
-                                 missing="mask")
+        rows = self.catalog.rows(
+            exclude if isinstance(exclude, np.ndarray) else list(exclude), missing="mask"
+        )
         rows = rows[rows >= 0]
         return self._ids[rows] if self._int_keys else rows
 
-    def _retrieve(self, sources: list[_Source], excluded: npt.NDArray[np.int64]
-                  ) -> Recommendations:
+    def _retrieve(self, sources: list[_Source], excluded: npt.NDArray[np.int64]) -> Recommendations:
         """Fetch the sources' lists and merge them (:func:`merge_in_turn`): each source in turn
         takes its best ``quota`` items that are neither excluded nor taken by an earlier source;
         a list that runs short is fetched twice as deep (until the index is read to its end) and
@@ -462,25 +519,37 @@ class Recommender:
         n = self._n
         while True:
             lists = [cast(NeighborList, s.lst) for s in sources]
-            plan = np.array([[s.quota for s in sources], [s.depth >= n for s in sources]],
-                            np.int64)
+            plan = np.array([[s.quota for s in sources], [s.depth >= n for s in sources]], np.int64)
             keys, scores, origin, short = merge_in_turn(
-                [lst.rows for lst in lists], [lst.scores for lst in lists], self._id_keys, plan,
-                excluded)
+                [lst.rows for lst in lists],
+                [lst.scores for lst in lists],
+                self._id_keys,
+                plan,
+                excluded,
+            )
             if short < 0:
                 break
             s = sources[short]
             s.depth = min(n, 2 * s.depth)
             s.lst = None
             self._fetch([s])
-        return Recommendations(keys if self._int_keys else self._ids[keys], scores, origin,
-                               [(s.medoid, s.kind) for s in sources])
+        return Recommendations(
+            keys if self._int_keys else self._ids[keys],
+            scores,
+            origin,
+            [(s.medoid, s.kind) for s in sources],
+        )
 
     def _popular(self, k: int, exclude: Collection[Any] | None) -> Recommendations:
         ids = self._popular_ids
         if exclude is not None and len(ids):
-            excluded = exclude if isinstance(exclude, set | frozenset) else set(
-                np.asarray(exclude).tolist() if isinstance(exclude, np.ndarray) else exclude)
+            excluded = (
+                exclude
+                if isinstance(exclude, set | frozenset)
+                else set(
+                    np.asarray(exclude).tolist() if isinstance(exclude, np.ndarray) else exclude
+                )
+            )
             keep = [i not in excluded for i in self.popular_item_ids]
             ids = ids[np.array(keep, dtype=bool)]
         ids = ids[:k]
@@ -493,8 +562,9 @@ class Recommender:
 _NOTHING = np.zeros(0, np.int64)
 
 
-def _sample_clusters(clusters: tuple[InterestCluster, ...], e: int,
-                     rng: np.random.Generator) -> tuple[InterestCluster, ...]:
+def _sample_clusters(
+    clusters: tuple[InterestCluster, ...], e: int, rng: np.random.Generator
+) -> tuple[InterestCluster, ...]:
     """:func:`~pinnersage.core.sampling.sample_medoids` for the request path.
 
     The same distribution (successive draws without replacement, each in proportion to the
@@ -526,8 +596,9 @@ def _quotas(k: int, chosen: Sequence[InterestCluster], rule: str) -> list[int]:
     return [int(q) for q in quotas]
 
 
-def popular_items(actions: pd.DataFrame, n: int = 1000, *, item_col: str = "item_id"
-                  ) -> npt.NDArray[Any]:
+def popular_items(
+    actions: pd.DataFrame, n: int = 1000, *, item_col: str = "item_id"
+) -> npt.NDArray[Any]:
     """The ``n`` items with the most actions, most first (ties: smaller item id first).
 
     The usual fallback for :class:`Recommender` on empty profiles, for example over the last

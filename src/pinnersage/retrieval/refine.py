@@ -57,8 +57,10 @@ class RefineReport:
     def __str__(self) -> str:
         text = f"{self.n_indexed} of {self.n_catalog} items indexed"
         if self.dedupe_cosine is not None:
-            text += (f"; {self.removed_duplicates} near-duplicates removed "
-                     f"(cosine > {self.dedupe_cosine:g})")
+            text += (
+                f"; {self.removed_duplicates} near-duplicates removed "
+                f"(cosine > {self.dedupe_cosine:g})"
+            )
         if self.removed_filtered or self.unknown_filter_ids:
             text += f"; {self.removed_filtered} filtered out"
             if self.unknown_filter_ids:
@@ -87,9 +89,9 @@ def read_item_id_file(path: str | Path) -> list[str]:
     return out
 
 
-def refine_rows(catalog: ItemCatalog, params: IndexParams,
-                exclude_item_ids: Collection[Any] | None = None
-                ) -> tuple[npt.NDArray[np.int64], RefineReport]:
+def refine_rows(
+    catalog: ItemCatalog, params: IndexParams, exclude_item_ids: Collection[Any] | None = None
+) -> tuple[npt.NDArray[np.int64], RefineReport]:
     """The catalog rows a refined index holds, and the report of what was removed.
 
     Parameters
@@ -119,19 +121,34 @@ def refine_rows(catalog: ItemCatalog, params: IndexParams,
     rows = np.flatnonzero(keep).astype(np.int64)
     duplicates = 0
     if params.dedupe_cosine is not None and rows.shape[0] > 1:
-        removed = near_duplicates(catalog.vectors[rows], params.dedupe_cosine, seed=params.seed,
-                                  threads=params.build_threads)
+        removed = near_duplicates(
+            catalog.vectors[rows],
+            params.dedupe_cosine,
+            seed=params.seed,
+            threads=params.build_threads,
+        )
         duplicates = int(np.count_nonzero(removed))
         rows = rows[~removed]
-    report = RefineReport(n_catalog=n, n_indexed=int(rows.shape[0]),
-                          removed_duplicates=duplicates, removed_filtered=filtered,
-                          unknown_filter_ids=unknown, dedupe_cosine=params.dedupe_cosine)
+    report = RefineReport(
+        n_catalog=n,
+        n_indexed=int(rows.shape[0]),
+        removed_duplicates=duplicates,
+        removed_filtered=filtered,
+        unknown_filter_ids=unknown,
+        dedupe_cosine=params.dedupe_cosine,
+    )
     return rows, report
 
 
-def near_duplicates(vectors: npt.NDArray[np.float32], threshold: float, *, neighbors: int = 32,
-                    exact_below: int = 20_000, seed: int = 0,
-                    threads: int | None = None) -> npt.NDArray[np.bool_]:
+def near_duplicates(
+    vectors: npt.NDArray[np.float32],
+    threshold: float,
+    *,
+    neighbors: int = 32,
+    exact_below: int = 20_000,
+    seed: int = 0,
+    threads: int | None = None,
+) -> npt.NDArray[np.bool_]:
     """Rows to drop so that no two kept rows have cosine above ``threshold``.
 
     Greedy in row order: a row is dropped when an earlier kept row is above the threshold.
@@ -162,8 +179,9 @@ def near_duplicates(vectors: npt.NDArray[np.float32], threshold: float, *, neigh
     return _greedy(n, first, second)
 
 
-def _greedy(n: int, earlier: npt.NDArray[np.int64], later: npt.NDArray[np.int64]
-            ) -> npt.NDArray[np.bool_]:
+def _greedy(
+    n: int, earlier: npt.NDArray[np.int64], later: npt.NDArray[np.int64]
+) -> npt.NDArray[np.bool_]:
     """Walk rows in order; drop ``later`` when any of its ``earlier`` partners is kept."""
     removed = np.zeros(n, dtype=bool)
     if earlier.shape[0] == 0:
@@ -178,8 +196,9 @@ def _greedy(n: int, earlier: npt.NDArray[np.int64], later: npt.NDArray[np.int64]
     return removed
 
 
-def _pairs_exact(vectors: npt.NDArray[np.float32], threshold: float, block: int = 512
-                 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+def _pairs_exact(
+    vectors: npt.NDArray[np.float32], threshold: float, block: int = 512
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """All pairs (j, i), j < i, with cosine above ``threshold`` (blockwise products)."""
     firsts, seconds = [], []
     n = vectors.shape[0]
@@ -196,8 +215,13 @@ def _pairs_exact(vectors: npt.NDArray[np.float32], threshold: float, block: int 
     return np.concatenate(firsts), np.concatenate(seconds)
 
 
-def _pairs_hnsw(vectors: npt.NDArray[np.float32], threshold: float, neighbors: int, seed: int,
-                threads: int | None) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+def _pairs_hnsw(
+    vectors: npt.NDArray[np.float32],
+    threshold: float,
+    neighbors: int,
+    seed: int,
+    threads: int | None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Pairs (j, i), j < i, above ``threshold`` among each row's ``neighbors`` nearest rows."""
     import hnswlib
 
