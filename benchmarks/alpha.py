@@ -20,6 +20,7 @@ import numpy as np
 
 from pinnersage import ProfileParams, build_profile
 from pinnersage.actions import read_actions
+from pinnersage.data import online_retail
 from pinnersage.embed.cooccurrence import cooccurrence_embeddings
 from pinnersage.params import LogParams
 
@@ -28,7 +29,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 DAY = 86_400
 ALPHAS = [0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0]
 DATASETS = {
-    "online-retail": (ROOT / "data" / "online-retail" / "actions.parquet", LogParams()),
+    "online-retail": (online_retail("actions"), LogParams()),
     "movielens": (
         ROOT.parent / "shared" / "data" / "ml-latest-small" / "ratings.csv",
         LogParams(user_col="userId", item_col="movieId", time_col="timestamp"),

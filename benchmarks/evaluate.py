@@ -27,7 +27,7 @@ DOCS = ROOT / "docs" / "results"
 ML = "../shared/data/ml-latest-small/ratings.csv"
 ML_COLS = ["--user-col", "userId", "--item-col", "movieId", "--time-col", "timestamp"]
 RUNS = {
-    "online-retail": ["--actions", "data/online-retail/actions.parquet"],
+    "online-retail": ["--actions", "src/pinnersage/data/online-retail/actions.parquet"],
     "movielens": ["--actions", ML, *ML_COLS],
     "movielens-day-split": ["--actions", ML, *ML_COLS, "--split", "day"],
 }

@@ -1,14 +1,17 @@
-"""Build the compact, canonical copy of UCI Online Retail shipped in data/online-retail/.
+"""Build the compact, canonical copy of UCI Online Retail shipped with the package.
 
-Source: ../shared/data/online-retail/by-day/*.csv.gz (Chen, Sain, Guo 2012; UCI ML Repository;
-CC BY 4.0). Anonymous rows (no CustomerID) and cancellations (InvoiceNo starting with "C") are
+Source: the UCI Online Retail data set (Chen, Sain, Guo 2012; UCI Machine Learning Repository,
+https://archive.ics.uci.edu/dataset/352/online+retail; CC BY 4.0), its rows saved as CSV files
+(gzip or not; one file, or a folder of them, e.g. one per day) with the original columns
+InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice, CustomerID, Country.
+Anonymous rows (no CustomerID) and cancellations (InvoiceNo starting with "C") are
 removed, as are rows with a non-positive quantity. Output:
 
-* data/online-retail/actions.parquet: user_id (int64), item_id (string), timestamp (int64 unix
+* src/pinnersage/data/online-retail/actions.parquet: user_id (int64), item_id (string), timestamp (int64 unix
   seconds; InvoiceDate read as UTC), sorted by (timestamp, user_id, item_id);
-* data/online-retail/items.parquet: item_id, title (the most frequent Description).
+* src/pinnersage/data/online-retail/items.parquet: item_id, title (the most frequent Description).
 
-Run: python scripts/make_retail_data.py [SOURCE_DIR]
+Run: python scripts/make_retail_data.py SOURCE (a CSV file or a folder of CSV files)
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def main(source: Path) -> None:
     frames = [
         pd.read_csv(f, dtype={"InvoiceNo": str, "StockCode": str, "Description": str})
-        for f in sorted(source.glob("*.csv.gz"))
+        for f in ([source] if source.is_file() else sorted(source.glob("*.csv*")))
     ]
+    if not frames:
+        raise SystemExit(f"no CSV file in {source}")
     df = pd.concat(frames, ignore_index=True)
     df = df[df["CustomerID"].notna() & ~df["InvoiceNo"].str.startswith("C") & (df["Quantity"] > 0)]
     df["StockCode"] = df["StockCode"].str.strip().str.upper()
@@ -52,7 +57,7 @@ def main(source: Path) -> None:
     items = pd.DataFrame(
         {"item_id": titles["StockCode"].astype(str), "title": titles["Description"].str.strip()}
     )
-    out = ROOT / "data" / "online-retail"
+    out = ROOT / "src" / "pinnersage" / "data" / "online-retail"
     out.mkdir(parents=True, exist_ok=True)
     actions.to_parquet(out / "actions.parquet", index=False, compression="zstd")
     items.to_parquet(out / "items.parquet", index=False, compression="zstd")
@@ -63,6 +68,6 @@ def main(source: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(
-        Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared/data/online-retail/by-day"
-    )
+    if len(sys.argv) != 2:
+        raise SystemExit(__doc__)
+    main(Path(sys.argv[1]))

@@ -264,7 +264,9 @@ def test_items_file_joins_metadata(tmp_path: Path, vectors: np.ndarray) -> None:
 
 
 def test_shipped_online_retail_items_join() -> None:
-    items = Path(__file__).resolve().parents[1] / "data" / "online-retail" / "items.parquet"
+    from pinnersage.data import online_retail
+
+    items = online_retail("items")
     frame = pd.read_parquet(items)
     ids = frame["item_id"].tolist()[:50]
     vecs = np.random.default_rng(0).normal(size=(50, 8))

@@ -13,12 +13,13 @@ import pytest
 from pinnersage.actions import read_actions
 from pinnersage.catalog import ItemCatalog
 from pinnersage.cli import main
+from pinnersage.data import online_retail
 from pinnersage.embed import BUILDERS, als_embeddings, combine_embeddings, cooccurrence_embeddings
 from pinnersage.embed.cooccurrence import _sequences, cooccurrence_counts, ppmi
 from pinnersage.errors import ConfigError, DataFormatError, MissingDependencyError
 
 ROOT = Path(__file__).resolve().parents[1]
-RETAIL = ROOT / "data" / "online-retail"
+RETAIL = online_retail("actions").parent
 
 
 def _random_log(seed: int, n: int = 400, users: int = 12, items: int = 30) -> pd.DataFrame:

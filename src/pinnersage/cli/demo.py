@@ -21,9 +21,10 @@ from pinnersage.cli._common import (
 )
 from pinnersage.errors import DataFormatError
 
-_REPO = Path(__file__).resolve().parents[3]
-DEFAULT_ACTIONS = _REPO / "data" / "online-retail" / "actions.parquet"
-DEFAULT_ITEMS = _REPO / "data" / "online-retail" / "items.parquet"
+from pinnersage.data import online_retail
+
+DEFAULT_ACTIONS = online_retail("actions")
+DEFAULT_ITEMS = online_retail("items")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
