@@ -240,7 +240,7 @@ def test_snapshot_layout_counts_and_summary(setup: dict) -> None:
     per = m["counts"]["clusters_per_user"]
     assert per["median"] <= per["p90"] <= per["max"]
     text = result.summary()
-    assert "unknown_item 2" in text and "clusters per user: median" in text
+    assert "2 on items without an embedding" in text and "clusters per user: median" in text
 
 
 def test_published_profiles_equal_build_profile(setup: dict) -> None:
@@ -429,7 +429,7 @@ def test_cli_batch_and_inspect(
         )
     text = capsys.readouterr().out
     assert rc == 0
-    assert "profiles.parquet" in text and "CURRENT" in text and "unknown_item 2" in text
+    assert "profiles.parquet" in text and "CURRENT" in text and "2 on items without an embedding" in text
     assert (tmp_path / "o" / RUN_DATE / "profiles.parquet").read_bytes() == (
         root / "out" / RUN_DATE / "profiles.parquet"
     ).read_bytes()

@@ -35,6 +35,19 @@ class DataFormatError(PinnerSageError, ValueError):
     """A file (action log, embeddings, items) is missing columns or holds unusable rows."""
 
 
+class EmptyWindowError(DataFormatError):
+    """The batch window holds no usable action (a wrong date or log, most likely).
+
+    ``start`` and ``end`` are the window's bounds (ISO 8601, UTC) when known, so that a caller
+    (the command line) can say which dates the log covers instead.
+    """
+
+    def __init__(self, message: str, *, start: str | None = None, end: str | None = None) -> None:
+        super().__init__(message)
+        self.start = start
+        self.end = end
+
+
 class EmbeddingVersionMismatchError(PinnerSageError):
     """An artefact (index, snapshot, cache entry) was built from other item embeddings."""
 

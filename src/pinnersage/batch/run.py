@@ -30,10 +30,22 @@ import pyarrow as pa
 
 from pinnersage.batch.job import PartitionStats, ProfileContext, RunWindow
 from pinnersage.batch.snapshot import open_snapshot, publish_snapshot, write_atomic
-from pinnersage.errors import DataFormatError, PinnerSageWarning
+from pinnersage.errors import EmptyWindowError, PinnerSageWarning
 from pinnersage.params import Config
 
 __all__ = ["BatchResult", "run_batch"]
+
+
+#: Why an action was not used, in words (keys of the manifest's ``actions.skipped``).
+_SKIPPED = {
+    "missing_user": "without a user id",
+    "missing_item": "without an item id",
+    "bad_timestamp": "with an unreadable time",
+    "action_type": "of other action types",
+    "before_start": "older than the history window",
+    "after_end": "after the run date",
+    "unknown_item": "on items without an embedding",
+}
 
 
 @dataclass(frozen=True)
@@ -59,7 +71,10 @@ class BatchResult:
             f"actions: {m['actions']['read']:,} read, {m['actions']['used']:,} used",
         ]
         if skipped:
-            lines.append("skipped actions: " + ", ".join(f"{k} {v:,}" for k, v in skipped.items()))
+            lines.append(
+                "skipped actions: "
+                + ", ".join(f"{v:,} {_SKIPPED.get(k, k)}" for k, v in skipped.items())
+            )
         else:
             lines.append("skipped actions: none")
         return "\n".join(lines)
@@ -212,11 +227,13 @@ def run_batch(
 
         raise ConfigError(f"batch.engine must be 'local' or 'spark', got {engine_name!r}")
     if stats.users == 0 and not cfg.batch.allow_empty:
-        raise DataFormatError(
-            f"no usable action in the window {window.to_dict()['start']} .. "
-            f"{window.to_dict()['end']} of {len(files)} file(s) under {actions} "
-            f"({rows_read:,} rows read; skipped: {dropped or 'none'}); check --date and "
-            "--actions, or set batch.allow_empty = true to publish an empty snapshot"
+        start, end = window.to_dict()["start"], window.to_dict()["end"]
+        raise EmptyWindowError(
+            f"no usable action in the window {start} .. {end} of {len(files)} file(s) under "
+            f"{actions} ({rows_read:,} rows read; skipped: {dropped or 'none'}); check the run "
+            "date and the log, or allow an empty snapshot (batch.allow_empty)",
+            start=start,
+            end=end,
         )
     if stats.users_capped:
         warnings.warn(

@@ -1,27 +1,135 @@
-"""Helpers shared by the subcommands: ``--config``, the action-log and profile flags, config."""
+"""What every subcommand shares: the common flags, the config reader, output, and input checks.
+
+One flag set for every command: ``--config FILE``, ``--quiet``, ``--verbose`` (added to every
+command by :func:`pinnersage.cli.build_parser`), the action-log columns (:func:`add_log_flags`) on
+every command that reads a log, and the profile parameters (:func:`add_profile_flags`). One config
+reader: :func:`config_from` (:func:`pinnersage.params.load_config`, which rejects unknown tables and
+settings). Messages for people go through :mod:`logging` on stderr (``--quiet``: warnings only,
+``--verbose``: debug too), as do warnings (one line each, without their source line) and progress
+bars; what a command produces (its results, what it wrote) is printed on stdout.
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+import logging
+import sys
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+from pinnersage.errors import ConfigError, DataFormatError
 from pinnersage.params import Config, load_config
+
+#: The logger of the command line (and the parent of the library's loggers).
+log = logging.getLogger("pinnersage")
+
+
+# -- the flags every command takes ----------------------------------------------------------------
 
 
 def add_config_flag(parser: argparse.ArgumentParser) -> None:
+    """``--config FILE`` (absent from ``args`` when not given; read through :func:`config_from`)."""
     parser.add_argument(
         "--config",
         metavar="FILE",
-        help="TOML file with [profile], [retrieval], [index], [log], [batch] "
-        "tables; flags given here override it",
+        default=argparse.SUPPRESS,
+        help="TOML file with [profile], [retrieval], [index], [log], [batch] tables "
+        "(configs/pinnersage.toml lists every setting); flags given here override it",
     )
+
+
+def add_common_flags(parser: argparse.ArgumentParser) -> None:
+    """``--config``, ``--quiet`` and ``--verbose``, those the command does not define already."""
+    present = {s for a in parser._actions for s in a.option_strings}
+    if "--config" not in present:
+        add_config_flag(parser)
+    group = parser.add_argument_group("output")
+    if "--quiet" not in present:
+        group.add_argument(
+            "-q",
+            "--quiet",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="no progress bars or progress messages on stderr (warnings and errors only)",
+        )
+    if "--verbose" not in present:
+        group.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="more detail on stderr (debug messages)",
+        )
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Whether to draw progress bars (on stderr): not with ``--quiet`` or ``--no-progress``."""
+    return not (getattr(args, "quiet", False) or getattr(args, "no_progress", False))
+
+
+@contextmanager
+def command_output(args: argparse.Namespace) -> Iterator[None]:
+    """For the length of a command: the ``pinnersage`` logger on the current stderr at the level
+    of ``--quiet``/``--verbose``, and warnings as one ``warning: ...`` line each."""
+    level = (
+        logging.WARNING
+        if getattr(args, "quiet", False)
+        else logging.DEBUG
+        if getattr(args, "verbose", False)
+        else logging.INFO
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    saved = (log.level, log.propagate)
+    log.addHandler(handler)
+    log.setLevel(level)
+    log.propagate = False
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
+    ) -> None:
+        log.warning("%s", message)
+
+    try:
+        with warnings.catch_warnings():  # restores the filters and showwarning afterwards
+            warnings.simplefilter("default")
+            warnings.showwarning = show
+            yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(saved[0])
+        log.propagate = saved[1]
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            return f"{record.levelname.lower()}: {text}"
+        if record.levelno < logging.INFO:
+            return f"debug: {text}"
+        return text
+
+
+# -- the config reader ----------------------------------------------------------------------------
 
 
 def config_from(
     args: argparse.Namespace, overrides: Mapping[str, Mapping[str, Any]] | None = None
 ) -> Config:
-    """The config file named by ``--config`` (if any) with ``overrides`` (None values ignored)."""
+    """The config file named by ``--config`` (if any) with ``overrides`` (None values ignored).
+
+    Every command reads its config here, so every command rejects the same unknown tables and
+    settings with the same message.
+    """
     return load_config(getattr(args, "config", None), overrides)
 
 
@@ -57,6 +165,17 @@ def log_overrides(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
+def add_items_flags(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--items PATH`` (titles for display) with ``--item-col`` and ``--title-col`` to name its
+    columns (for commands that read no log; with a log, ``--item-col`` names both)."""
+    parser.add_argument("--items", metavar="PATH", help=help)
+    group = parser.add_argument_group("items file columns")
+    group.add_argument(
+        "--item-col", metavar="NAME", help="item id column (default: [log] item_col, else item_id)"
+    )
+    group.add_argument("--title-col", metavar="NAME", help="title column (default: title)")
+
+
 def add_profile_flags(parser: argparse.ArgumentParser) -> None:
     """The profile parameters most often tuned (None when not given: the config file applies)."""
     group = parser.add_argument_group(
@@ -68,17 +187,21 @@ def add_profile_flags(parser: argparse.ArgumentParser) -> None:
         dest="distance_threshold",
         type=float,
         metavar="A",
-        help="α: Ward merge threshold, squared-Euclidean units (1.0)",
+        help="α, the Ward merge threshold in squared-Euclidean units: distance_threshold in "
+        "the [profile] table (1.0)",
     )
     group.add_argument(
-        "--decay-per-day", type=float, metavar="L", help="λ: importance decay per day (0.01)"
+        "--decay-per-day",
+        type=float,
+        metavar="L",
+        help="λ, the importance decay per day: decay_per_day in [profile] (0.01)",
     )
     group.add_argument(
         "--window-days",
         dest="history_window_days",
         type=int,
         metavar="N",
-        help="history window in days (90)",
+        help="history window in days: history_window_days in [profile] (90)",
     )
     group.add_argument(
         "--max-actions-per-user",
@@ -114,3 +237,100 @@ def profile_overrides(args: argparse.Namespace) -> dict[str, object]:
             "keep_singletons",
         )
     }
+
+
+# -- checks of inputs and outputs, before any work ------------------------------------------------
+
+
+def at_least(flag: str, value: int | float | None, low: int | float) -> None:
+    """A numeric flag's lower bound, as a :class:`ConfigError` naming the flag and the value."""
+    if value is not None and value < low:
+        raise ConfigError(f"{flag} must be >= {low:g}, got {value:g}")
+
+
+def check_out_dir(path: str | Path, flag: str = "--out") -> Path:
+    """An output folder: it may exist (as a folder) or not; no part of it may be a file."""
+    p = Path(path)
+    for part in (p, *p.parents):
+        if part.exists() and not part.is_dir():
+            what = "is a file" if part == p else f"is under {part}, which is a file"
+            raise ConfigError(f"{flag} {path} {what}; name a folder")
+    return p
+
+
+def check_out_file(path: str | Path, flag: str = "--out", example: str = "items.parquet") -> Path:
+    """An output file: not a folder (nor a name ending with ``/``), under a folder or nothing."""
+    text = str(path)
+    p = Path(path)
+    if text.endswith(("/", "\\")) or p.is_dir():
+        raise ConfigError(f"{flag} {text} is a folder; name the file to write, e.g. {p / example}")
+    check_out_dir(p.parent, flag=f"{flag} {text}: its folder")
+    return p
+
+
+def check_input(path: str | Path, what: str) -> Path:
+    """An input file or folder that must exist."""
+    p = Path(path)
+    if not p.exists():
+        raise DataFormatError(f"{what} {p} does not exist")
+    return p
+
+
+def load_embeddings(path: str | Path, **kwargs: Any) -> Any:
+    """:meth:`ItemCatalog.load` for a command that needs at least one item."""
+    from pinnersage.catalog import ItemCatalog
+
+    p = check_input(path, "embeddings file")
+    if _row_count(p) == 0:
+        raise DataFormatError(f"embeddings file {p} holds no item (0 rows); it needs at least one")
+    catalog = ItemCatalog.load(p, **kwargs)
+    if len(catalog) == 0:
+        raise DataFormatError(f"embeddings file {p} holds no item (0 rows); it needs at least one")
+    return catalog
+
+
+def _row_count(p: Path) -> int | None:
+    """Rows of a parquet or ``.npy`` file from its header alone (None: another format)."""
+    name = p.name.lower()
+    try:
+        if p.is_file() and name.endswith((".parquet", ".pq")):
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(p).metadata.num_rows)
+        if p.is_file() and name.endswith(".npy"):
+            import numpy as np
+
+            return int(np.load(p, mmap_mode="r").shape[0]) if p.stat().st_size else None
+    except Exception:  # unreadable: the reader itself says why, with its own message
+        return None
+    return None
+
+
+def empty_window(exc: Any, actions: str | Path, date: str, config: Config, hint: str) -> Any:
+    """The batch job's :class:`EmptyWindowError` in the words of the command line: the window,
+    the flags that set it, the days the log covers, and ``hint`` (what to do)."""
+    from pinnersage.errors import EmptyWindowError
+
+    return EmptyWindowError(
+        f"no usable action in the window {exc.start} .. {exc.end} (--date {date}, "
+        f"--window-days {config.profile.history_window_days}); the log {actions} covers "
+        f"{log_dates(actions, config)}: {hint}",
+        start=exc.start,
+        end=exc.end,
+    )
+
+
+def log_dates(actions: str | Path, config: Config) -> str:
+    """``"2010-12-01 .. 2011-12-09"``: the days (UTC) of a log's usable actions, for messages."""
+    import datetime as dt
+
+    from pinnersage.actions import read_actions
+
+    frame = read_actions(actions, config.log).frame
+    if len(frame) == 0:
+        return "no usable action"
+    lo, hi = (
+        dt.datetime.fromtimestamp(int(t), dt.UTC).date().isoformat()
+        for t in (frame["timestamp"].min(), frame["timestamp"].max())
+    )
+    return f"{lo} .. {hi}"

@@ -7,12 +7,17 @@ import sys
 from typing import Any
 
 from pinnersage.cli._common import (
-    add_config_flag,
     add_log_flags,
     add_profile_flags,
+    at_least,
+    check_input,
+    check_out_dir,
     config_from,
+    empty_window,
+    load_embeddings,
     log_overrides,
     profile_overrides,
+    show_progress,
 )
 
 
@@ -75,13 +80,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_log_flags(parser)
     add_profile_flags(parser)
-    add_config_flag(parser)
     parser.set_defaults(func=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
+    import datetime as dt
+
     from pinnersage.batch import run_batch
+    from pinnersage.errors import ConfigError, EmptyWindowError
 
     config = config_from(
         args,
@@ -96,20 +103,41 @@ def run(args: argparse.Namespace) -> int:
             "profile": profile_overrides(args),
         },
     )
+    try:
+        day = dt.date.fromisoformat(args.date)
+    except ValueError:
+        raise ConfigError(f"--date must be a day YYYY-MM-DD, got {args.date!r}") from None
+    try:
+        dt.datetime.combine(day, dt.time(), dt.UTC) - dt.timedelta(
+            days=config.profile.history_window_days
+        )
+    except OverflowError:
+        raise ConfigError(
+            f"--window-days {config.profile.history_window_days} reaches before year 1 from "
+            f"{args.date}; give a window of at most {(day - dt.date.min).days} days"
+        ) from None
+    at_least("--workers", args.workers, 1)
+    check_input(args.actions, "action log")
+    out = check_out_dir(args.out)
+    catalog = load_embeddings(args.embeddings)
     spark = None
     if config.batch.engine == "spark":
         from pinnersage.batch.spark import get_session
 
         spark = get_session(args.spark_master)
-    result = run_batch(
-        args.actions,
-        args.embeddings,
-        args.date,
-        args.out,
-        config,
-        progress=not args.no_progress,
-        spark=spark,
-    )
+    try:
+        result = run_batch(
+            args.actions,
+            catalog,
+            args.date,
+            out,
+            config,
+            progress=show_progress(args),
+            spark=spark,
+        )
+    except EmptyWindowError as exc:
+        hint = "check --date, or pass --allow-empty to publish an empty snapshot"
+        raise empty_window(exc, args.actions, args.date, config, hint) from None
     m = result.manifest
     print(result.summary())
     if result.partitions_reused:

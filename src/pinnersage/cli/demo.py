@@ -14,14 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from pinnersage.cli._common import (
-    add_config_flag,
+    add_log_flags,
     add_profile_flags,
+    at_least,
+    check_input,
+    check_out_dir,
     config_from,
+    empty_window,
+    log_overrides,
     profile_overrides,
+    show_progress,
 )
-from pinnersage.errors import DataFormatError
-
 from pinnersage.data import online_retail
+from pinnersage.errors import DataFormatError, EmptyWindowError
 
 DEFAULT_ACTIONS = online_retail("actions")
 DEFAULT_ITEMS = online_retail("items")
@@ -57,8 +62,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--date", help="run date YYYY-MM-DD (default: the log's last day)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the medoid sampling")
+    add_log_flags(parser)
     add_profile_flags(parser)
-    add_config_flag(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -66,6 +71,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def _title(catalog: Any, item_id: Any) -> str:
     title = catalog.title(item_id)
     return f"{title} ({item_id})" if title else str(item_id)
+
+
+#: Where a candidate came from, in words, for the sources that are not one of the user's medoids.
+_FROM = {
+    "decay_average": "(your recent actions as a whole)",
+    "popular": "(popular)",
+}
+
+
+def _because(catalog: Any, source_item_id: Any, source: str) -> str:
+    if source_item_id is None:
+        return _FROM.get(source, f"({source})")
+    return "<- " + _title(catalog, source_item_id)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,20 +97,26 @@ def run(args: argparse.Namespace) -> int:
     from pinnersage.retrieval import build_index
     from pinnersage.retrieval.recommender import Recommender, popular_items
 
-    if args.users < 1 or args.interests < 1:
-        raise DataFormatError("--users and --interests must be >= 1")
-    if not args.actions.exists():
-        raise DataFormatError(
-            f"action log {args.actions} not found; run from a clone of the repository (it ships "
-            "data/online-retail/) or pass --actions PATH"
-        )
-    config = config_from(args, {"profile": profile_overrides(args)})
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    at_least("--users", args.users, 1)
+    at_least("--interests", args.interests, 1)
+    check_input(args.actions, "action log")
+    if args.date is not None:
+        try:
+            dt.date.fromisoformat(args.date)
+        except ValueError:
+            raise DataFormatError(f"--date must be a day YYYY-MM-DD, got {args.date!r}") from None
+    config = config_from(args, {"log": log_overrides(args), "profile": profile_overrides(args)})
+    out: Path = check_out_dir(args.out)
+    progress = show_progress(args)
     started = time.perf_counter()
 
-    log = read_actions(args.actions, config.log)
+    log = read_actions(args.actions, config.log, progress=progress)
     frame = log.frame
+    if len(frame) == 0:
+        raise DataFormatError(
+            f"action log {args.actions} holds no usable action ({log.report.summary()})"
+        )
+    out.mkdir(parents=True, exist_ok=True)
     print(
         f"[1/4] read {args.actions}: {len(frame):,} actions by {frame['user_id'].nunique():,} "
         f"users on {frame['item_id'].nunique():,} items"
@@ -109,7 +133,13 @@ def run(args: argparse.Namespace) -> int:
         f"(embedding_version {catalog.embedding_version}) -> {embeddings}"
     )
 
-    result = run_batch(args.actions, catalog, run_date, out / "snapshots", config, progress=True)
+    try:
+        result = run_batch(
+            args.actions, catalog, run_date, out / "snapshots", config, progress=progress
+        )
+    except EmptyWindowError as exc:
+        hint = "check --date (default: the log's last day)"
+        raise empty_window(exc, args.actions, run_date, config, hint) from None
     print(
         f"[3/4] batch for {run_date} ({config.profile.history_window_days}-day window, "
         f"α = {config.profile.distance_threshold:g}, λ = {config.profile.decay_per_day:g}/day) "
@@ -118,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     for line in result.summary().splitlines():
         print("      " + line)
 
-    index = build_index(catalog, config.index)
+    index = build_index(catalog, config.index, progress=progress)
     index.save(out / "index")
     print(f"[4/4] {config.index.kind} index over {len(index):,} items -> {out / 'index'}")
 
@@ -149,12 +179,10 @@ def run(args: argparse.Namespace) -> int:
         candidates = recommender.recommend(
             profile, 9, rng=rng, exclude_item_ids=seen_by_user.get(profile.user_id)
         )
-        print("  recommended (because you liked ...):")
+        print("  recommended, each with the interest it came from (<- the medoid item):")
         for c in candidates:
-            because = (
-                _title(catalog, c.source_item_id) if c.source_item_id is not None else c.source
-            )
-            print(f"    {c.score:5.3f}  {_title(catalog, c.item_id)}  <- {because}")
+            because = _because(catalog, c.source_item_id, c.source)
+            print(f"    {c.score:5.3f}  {_title(catalog, c.item_id)}  {because}")
     print(
         f"\ndone in {time.perf_counter() - started:.1f} s; inspect any user with: "
         f"pinnersage inspect USER --snapshot {out / 'snapshots'} --items {args.items}"

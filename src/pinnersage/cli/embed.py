@@ -10,7 +10,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from pinnersage.cli._common import add_config_flag, config_from, log_overrides
+from pinnersage.cli._common import (
+    add_common_flags,
+    at_least,
+    check_out_file,
+    config_from,
+    log,
+    log_overrides,
+)
 from pinnersage.embed import BUILDERS
 
 __all__ = ["add_parser", "run"]
@@ -23,7 +30,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Build item embeddings for users who have none, and write them as a parquet "
         "catalog (item_id, vector) for `pinnersage index` and the batch job.",
     )
-    add_config_flag(parser)
     builders = parser.add_subparsers(dest="builder", metavar="BUILDER")
     builders.required = True
     for builder in BUILDERS.values():
@@ -32,26 +38,28 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         sub.add_argument(
             "--out", required=True, metavar="PATH", help="output embeddings file (parquet)"
         )
-        sub.add_argument(
-            "--config",
-            dest="builder_config",
-            metavar="FILE",
-            help="TOML config file (its [log] table names the log columns)",
-        )
+        add_common_flags(sub)
     parser.set_defaults(func=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     """Build the embeddings named by ``args.builder`` and write them to ``args.out``."""
-    from pathlib import Path
-
-    if getattr(args, "builder_config", None):
-        args.config = args.builder_config
+    out = check_out_file(args.out)
     config = config_from(args, {"log": log_overrides(args)})
+    asked = getattr(args, "dim", None)
+    at_least("--dim", asked, 1)
     builder = BUILDERS[args.builder]
     result = builder.build(args, config)
-    out = Path(args.out)
+    if asked is not None and result.catalog.dim < asked:
+        log.warning(
+            "--dim %d asked, but these embeddings have %d dimensions: %s embeddings "
+            "have at most one dimension per embedded item (%d items)",
+            asked,
+            result.catalog.dim,
+            builder.name,
+            len(result.catalog),
+        )
     result.catalog.save(out)
     stats = ", ".join(
         f"{k} {v}"

@@ -14,7 +14,16 @@ import sys
 import time
 from typing import Any
 
-from pinnersage.cli._common import add_config_flag, config_from
+from pinnersage.cli._common import (
+    add_log_flags,
+    check_input,
+    check_out_dir,
+    config_from,
+    load_embeddings,
+    log,
+    log_overrides,
+    show_progress,
+)
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -51,12 +60,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--reference-kind on the data before the first test day)",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    log = parser.add_argument_group("action log columns")
-    log.add_argument("--user-col", help="user id column (default user_id)")
-    log.add_argument("--item-col", help="item id column (default item_id)")
-    log.add_argument("--time-col", help="timestamp column (default timestamp)")
-    log.add_argument("--action-col", help="action type column (default action)")
-    log.add_argument("--action-types", help="comma-separated action types to keep (default all)")
+    add_log_flags(parser)
     pr = parser.add_argument_group("protocol")
     pr.add_argument(
         "--split",
@@ -148,18 +152,35 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="numbers of embeddings e of the Figure 7 sweep (default 1,2,3,5,10)",
     )
     md.add_argument("--no-ablations", action="store_true", help="skip the paper's ablations")
-    md.add_argument("--no-plots", action="store_true", help="do not draw PNG plots")
+    md.add_argument(
+        "--no-plots",
+        action="store_true",
+        help="do not draw PNG plots (without the plots extra, matplotlib, they are skipped "
+        "with a warning)",
+    )
     md.add_argument("--title", default=None, help="title of report.md")
-    add_config_flag(parser)
     parser.set_defaults(func=run)
     return parser
+
+
+def _can_plot() -> bool:
+    """Whether matplotlib (the plots extra) is installed; a warning now when it is not, so that
+    a long evaluation does not end without its plots unannounced."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is not None:
+        return True
+    log.warning(
+        "matplotlib is not installed: the reports will be written without plots "
+        "(pip install 'pinnersage[plots]' draws them; --no-plots silences this)"
+    )
+    return False
 
 
 def run(args: argparse.Namespace) -> int:
     import pandas as pd  # noqa: F401  (heavy imports stay inside run)
 
     from pinnersage.actions import read_actions
-    from pinnersage.catalog import ItemCatalog
     from pinnersage.evaluation.models import (
         DEFAULT_ALPHAS,
         DEFAULT_EMBEDDINGS_SWEEP,
@@ -170,21 +191,13 @@ def run(args: argparse.Namespace) -> int:
     from pinnersage.evaluation.report import write_report
     from pinnersage.evaluation.runner import evaluate
 
-    action_types = (
-        tuple(a for a in args.action_types.split(",") if a) if args.action_types else None
-    )
-    config = config_from(
-        args,
-        {
-            "log": {
-                "user_col": args.user_col,
-                "item_col": args.item_col,
-                "time_col": args.time_col,
-                "action_col": args.action_col,
-                "action_types": action_types,
-            }
-        },
-    )
+    config = config_from(args, {"log": log_overrides(args)})
+    check_input(args.actions, "action log")
+    for flag, path in (("--embeddings", args.embeddings), ("--reference", args.reference)):
+        if path:
+            check_input(path, f"{flag} file")
+    out = check_out_dir(args.out)
+    plots = not args.no_plots and _can_plot()
     window = args.window_days or config.profile.history_window_days
     protocol = Protocol(
         split=args.split,
@@ -204,13 +217,16 @@ def run(args: argparse.Namespace) -> int:
         max_users=args.max_users,
     )
     t0 = time.perf_counter()
-    log = read_actions(args.actions, config.log, progress=True)
-    print(
-        f"read {len(log.frame):,} actions from {args.actions} ({log.report.summary()})",
-        file=sys.stderr,
+    progress = show_progress(args)
+    actions = read_actions(args.actions, config.log, progress=progress)
+    log.info(
+        "read %s actions from %s (%s)",
+        f"{len(actions.frame):,}",
+        args.actions,
+        actions.report.summary(),
     )
-    embeddings = ItemCatalog.load(args.embeddings) if args.embeddings else None
-    reference = ItemCatalog.load(args.reference) if args.reference else None
+    embeddings = load_embeddings(args.embeddings) if args.embeddings else None
+    reference = load_embeddings(args.reference) if args.reference else None
     models = standard_models(
         config.profile,
         config.retrieval,
@@ -222,26 +238,31 @@ def run(args: argparse.Namespace) -> int:
         ablations=not args.no_ablations,
     )
     result = evaluate(
-        log.frame, models, protocol, embeddings=embeddings, reference=reference, progress=True
+        actions.frame,
+        models,
+        protocol,
+        embeddings=embeddings,
+        reference=reference,
+        progress=progress,
     )
-    print(f"split: {result.info['split']} ({result.info['split_reason']})", file=sys.stderr)
+    log.info("split: %s (%s)", result.info["split"], result.info["split_reason"])
     command = "pinnersage " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["evaluate"] else None
     paths = write_report(
         result,
-        args.out,
+        out,
         command=command,
         title=args.title or f"Offline evaluation of {args.actions}",
     )
     written = [paths["json"], paths["md"], paths["per_user"]]
-    if not args.no_plots:
+    if plots:
         from pinnersage.evaluation.plots import write_plots
 
-        written += write_plots(args.out)
-    seconds = time.perf_counter() - t0
-    print(
-        f"evaluated {result.info['n_users_evaluated']:,} users on "
-        f"{result.info['n_cases_evaluated']:,} user-days in {seconds:.0f} s",
-        file=sys.stderr,
+        written += write_plots(out)
+    log.info(
+        "evaluated %s users on %s user-days in %.0f s",
+        f"{result.info['n_users_evaluated']:,}",
+        f"{result.info['n_cases_evaluated']:,}",
+        time.perf_counter() - t0,
     )
     for p in written:
         print(f"wrote {p}")

@@ -10,7 +10,15 @@ import argparse
 import time
 from typing import Any
 
-from pinnersage.cli._common import add_config_flag, config_from
+from pinnersage.cli._common import (
+    at_least,
+    check_input,
+    check_out_dir,
+    config_from,
+    load_embeddings,
+    log,
+    show_progress,
+)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -78,7 +86,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--check-k", type=int, default=10, metavar="K", help="k of the recall@k check (default 10)"
     )
-    add_config_flag(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -86,8 +93,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from pinnersage.catalog import ItemCatalog
-    from pinnersage.errors import ConfigError
     from pinnersage.retrieval import ExactIndex, build_index, read_item_id_file
     from pinnersage.retrieval.index import recall_at_k
 
@@ -105,20 +110,21 @@ def run(args: argparse.Namespace) -> int:
         },
     )
     params = config.index
-    if args.check_queries < 0 or args.check_k < 1:
-        raise ConfigError(
-            "--check-queries must be >= 0 and --check-k >= 1, got "
-            f"{args.check_queries} and {args.check_k}"
-        )
+    at_least("--check-queries", args.check_queries, 0)
+    at_least("--check-k", args.check_k, 1)
+    out = check_out_dir(args.out)
+    if args.exclude:
+        check_input(args.exclude, "--exclude file")
     started = time.perf_counter()
-    catalog = ItemCatalog.load(args.embeddings, id_col=args.id_col, vector_col=args.vector_col)
+    catalog = load_embeddings(args.embeddings, id_col=args.id_col, vector_col=args.vector_col)
     print(
         f"read {len(catalog)} items x {catalog.dim} dims from {args.embeddings} "
         f"(embedding_version {catalog.embedding_version})"
     )
     exclude = read_item_id_file(args.exclude) if args.exclude else None
     t0 = time.perf_counter()
-    index = build_index(catalog, params, exclude_item_ids=exclude, progress=True)
+    log.debug("building the %s index (%s)", params.kind, params)
+    index = build_index(catalog, params, exclude_item_ids=exclude, progress=show_progress(args))
     build_s = time.perf_counter() - t0
     print(f"built {index.kind} index in {build_s:.1f}s: {index.refine}")
     if args.check_queries and len(index) and index.kind != "exact":
@@ -141,9 +147,9 @@ def run(args: argparse.Namespace) -> int:
             f"recall@{k} against exact search on {n_q} sampled items: {recall:.4f} "
             f"(ef_search {params.ef_search})"
         )
-    manifest = index.save(args.out)
+    manifest = index.save(out)
     print(
-        f"wrote {index.kind} index of {len(index)} items to {args.out} "
+        f"wrote {index.kind} index of {len(index)} items to {out} "
         f"(manifest {manifest}, index_version {index.index_version}) "
         f"in {time.perf_counter() - started:.1f}s"
     )
