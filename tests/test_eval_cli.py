@@ -198,26 +198,23 @@ def test_default_split_falls_back_to_per_user_when_test_days_hold_few_users(
         "--no-ablations",
         "--no-plots",
     ]
-    assert (
-        main(
-            [
-                "evaluate",
-                "--actions",
-                str(log),
-                "--out",
-                str(tmp_path / "auto"),
-                "--test-days",
-                "3",
-                *small,
-            ]
+    with pytest.warns(PinnerSageWarning, match="per-user temporal split"):
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--actions",
+                    str(log),
+                    "--out",
+                    str(tmp_path / "auto"),
+                    "--test-days",
+                    "3",
+                    *small,
+                ]
+            )
+            == 0
         )
-        == 0
-    )
-    err = capsys.readouterr().err
-    # the warning is one line on stderr, without the source line that raised it
-    warning = next(line for line in err.splitlines() if "per-user temporal split" in line)
-    assert warning.startswith("warning: ") and "warnings.warn" not in err
-    assert "split: user (auto: the last 3 test days hold only" in err
+    assert "split: user (auto: the last 3 test days hold only" in capsys.readouterr().err
     p = json.loads((tmp_path / "auto" / "report.json").read_text())["protocol"]
     assert p["split_requested"] == "auto" and p["split"] == "user"
     assert p["min_test_users"] == 100 and "< min_test_users = 100" in p["split_reason"]

@@ -73,7 +73,8 @@ def show_progress(args: argparse.Namespace) -> bool:
 @contextmanager
 def command_output(args: argparse.Namespace) -> Iterator[None]:
     """For the length of a command: the ``pinnersage`` logger on the current stderr at the level
-    of ``--quiet``/``--verbose``, and warnings as one ``warning: ...`` line each."""
+    of ``--quiet``/``--verbose``, and warnings written as one ``warning: ...`` line each (through
+    :mod:`warnings`, so that callers that record warnings still see them)."""
     level = (
         logging.WARNING
         if getattr(args, "quiet", False)
@@ -88,25 +89,26 @@ def command_output(args: argparse.Namespace) -> Iterator[None]:
     log.setLevel(level)
     log.propagate = False
 
-    def show(
-        message: Warning | str,
-        category: type[Warning],
-        filename: str,
-        lineno: int,
-        file: Any = None,
-        line: str | None = None,
-    ) -> None:
-        log.warning("%s", message)
-
+    formatwarning = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning
     try:
-        with warnings.catch_warnings():  # restores the filters and showwarning afterwards
-            warnings.simplefilter("default")
-            warnings.showwarning = show
-            yield
+        yield
     finally:
+        warnings.formatwarning = formatwarning
         log.removeHandler(handler)
         log.setLevel(saved[0])
         log.propagate = saved[1]
+
+
+def _one_line_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    line: str | None = None,
+) -> str:
+    """``warning: <message>``: what a user reads, without the source line that raised it."""
+    return f"warning: {message}\n"
 
 
 class _Formatter(logging.Formatter):
