@@ -66,8 +66,11 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def show_progress(args: argparse.Namespace) -> bool:
-    """Whether to draw progress bars (on stderr): not with ``--quiet`` or ``--no-progress``."""
-    return not (getattr(args, "quiet", False) or getattr(args, "no_progress", False))
+    """Whether to draw progress bars: on stderr when it is a terminal, unless ``--quiet`` or
+    ``--no-progress`` (a log file or a pipe gets the messages without the bars)."""
+    if getattr(args, "quiet", False) or getattr(args, "no_progress", False):
+        return False
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
 @contextmanager
@@ -306,6 +309,27 @@ def _row_count(p: Path) -> int | None:
     except Exception:  # unreadable: the reader itself says why, with its own message
         return None
     return None
+
+
+def run_window(date: str, config: Config) -> Any:
+    """The batch window of ``--date`` and ``--window-days``, or a :class:`ConfigError` naming the
+    flag (a date that is not a day, a window reaching before year 1 or past year 9999)."""
+    import datetime as dt
+
+    from pinnersage.batch.job import RunWindow
+
+    days = config.profile.history_window_days
+    try:
+        day = dt.date.fromisoformat(date)
+    except ValueError:
+        raise ConfigError(f"--date must be a day YYYY-MM-DD, got {date!r}") from None
+    try:
+        return RunWindow.for_date(day, days)
+    except (OverflowError, ValueError):
+        most = max((day - dt.date.min).days - 1, 1)
+        raise ConfigError(
+            f"--window-days {days} reaches before year 1 from --date {date}; give at most {most}"
+        ) from None
 
 
 def empty_window(exc: Any, actions: str | Path, date: str, config: Config, hint: str) -> Any:

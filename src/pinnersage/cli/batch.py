@@ -17,6 +17,7 @@ from pinnersage.cli._common import (
     load_embeddings,
     log_overrides,
     profile_overrides,
+    run_window,
     show_progress,
 )
 
@@ -85,10 +86,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import datetime as dt
-
     from pinnersage.batch import run_batch
-    from pinnersage.errors import ConfigError, EmptyWindowError
+    from pinnersage.errors import EmptyWindowError
 
     config = config_from(
         args,
@@ -103,19 +102,7 @@ def run(args: argparse.Namespace) -> int:
             "profile": profile_overrides(args),
         },
     )
-    try:
-        day = dt.date.fromisoformat(args.date)
-    except ValueError:
-        raise ConfigError(f"--date must be a day YYYY-MM-DD, got {args.date!r}") from None
-    try:
-        dt.datetime.combine(day, dt.time(), dt.UTC) - dt.timedelta(
-            days=config.profile.history_window_days
-        )
-    except OverflowError:
-        raise ConfigError(
-            f"--window-days {config.profile.history_window_days} reaches before year 1 from "
-            f"{args.date}; give a window of at most {(day - dt.date.min).days} days"
-        ) from None
+    run_window(args.date, config)
     at_least("--workers", args.workers, 1)
     check_input(args.actions, "action log")
     out = check_out_dir(args.out)

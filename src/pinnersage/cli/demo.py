@@ -23,6 +23,7 @@ from pinnersage.cli._common import (
     empty_window,
     log_overrides,
     profile_overrides,
+    run_window,
     show_progress,
 )
 from pinnersage.data import online_retail
@@ -100,12 +101,10 @@ def run(args: argparse.Namespace) -> int:
     at_least("--users", args.users, 1)
     at_least("--interests", args.interests, 1)
     check_input(args.actions, "action log")
-    if args.date is not None:
-        try:
-            dt.date.fromisoformat(args.date)
-        except ValueError:
-            raise DataFormatError(f"--date must be a day YYYY-MM-DD, got {args.date!r}") from None
+    check_input(args.items, "items file")
     config = config_from(args, {"log": log_overrides(args), "profile": profile_overrides(args)})
+    if args.date is not None:
+        run_window(args.date, config)
     out: Path = check_out_dir(args.out)
     progress = show_progress(args)
     started = time.perf_counter()
@@ -116,18 +115,25 @@ def run(args: argparse.Namespace) -> int:
         raise DataFormatError(
             f"action log {args.actions} holds no usable action ({log.report.summary()})"
         )
+    last_day = dt.datetime.fromtimestamp(int(frame["timestamp"].max()), dt.UTC).date()
+    run_date = args.date or last_day.isoformat()
+    window = run_window(run_date, config)
+    times = frame["timestamp"]
+    hint = "check --date (default: the log's last day)"
+    if not ((times >= window.start_s) & (times < window.end_s)).any():
+        bounds = window.to_dict()
+        empty = EmptyWindowError("", start=bounds["start"], end=bounds["end"])
+        raise empty_window(empty, args.actions, run_date, config, hint)
     out.mkdir(parents=True, exist_ok=True)
     print(
         f"[1/4] read {args.actions}: {len(frame):,} actions by {frame['user_id'].nunique():,} "
         f"users on {frame['item_id'].nunique():,} items"
     )
-    last_day = dt.datetime.fromtimestamp(int(frame["timestamp"].max()), dt.UTC).date()
-    run_date = args.date or last_day.isoformat()
 
     built = cooccurrence_embeddings(frame, dim=64, seed=0)
     embeddings = out / "items.parquet"
     built.catalog.save(embeddings)
-    catalog = ItemCatalog.load(embeddings, items=args.items if args.items.exists() else None)
+    catalog = ItemCatalog.load(embeddings, items=args.items)
     print(
         f"[2/4] co-occurrence embeddings: {len(catalog):,} items x {catalog.dim} "
         f"(embedding_version {catalog.embedding_version}) -> {embeddings}"
@@ -138,7 +144,6 @@ def run(args: argparse.Namespace) -> int:
             args.actions, catalog, run_date, out / "snapshots", config, progress=progress
         )
     except EmptyWindowError as exc:
-        hint = "check --date (default: the log's last day)"
         raise empty_window(exc, args.actions, run_date, config, hint) from None
     print(
         f"[3/4] batch for {run_date} ({config.profile.history_window_days}-day window, "

@@ -193,9 +193,6 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from(args, {"log": log_overrides(args)})
     check_input(args.actions, "action log")
-    for flag, path in (("--embeddings", args.embeddings), ("--reference", args.reference)):
-        if path:
-            check_input(path, f"{flag} file")
     out = check_out_dir(args.out)
     plots = not args.no_plots and _can_plot()
     window = args.window_days or config.profile.history_window_days
@@ -217,6 +214,8 @@ def run(args: argparse.Namespace) -> int:
         max_users=args.max_users,
     )
     t0 = time.perf_counter()
+    embeddings = load_embeddings(args.embeddings) if args.embeddings else None
+    reference = load_embeddings(args.reference) if args.reference else None
     progress = show_progress(args)
     actions = read_actions(args.actions, config.log, progress=progress)
     log.info(
@@ -225,8 +224,6 @@ def run(args: argparse.Namespace) -> int:
         args.actions,
         actions.report.summary(),
     )
-    embeddings = load_embeddings(args.embeddings) if args.embeddings else None
-    reference = load_embeddings(args.reference) if args.reference else None
     models = standard_models(
         config.profile,
         config.retrieval,
