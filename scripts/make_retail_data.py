@@ -7,9 +7,11 @@ InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice, CustomerID,
 Anonymous rows (no CustomerID) and cancellations (InvoiceNo starting with "C") are
 removed, as are rows with a non-positive quantity. Output:
 
-* src/pinnersage/data/online-retail/actions.parquet: user_id (int64), item_id (string), timestamp (int64 unix
-  seconds; InvoiceDate read as UTC), sorted by (timestamp, user_id, item_id);
-* src/pinnersage/data/online-retail/items.parquet: item_id, title (the most frequent Description).
+in src/pinnersage/data/online-retail/ (package data, read through pinnersage.data.online_retail):
+
+* actions.parquet: user_id (int64), item_id (string), timestamp (int64 unix seconds; InvoiceDate
+  read as UTC), sorted by (timestamp, user_id, item_id);
+* items.parquet: item_id, title (the most frequent Description).
 
 Run: python scripts/make_retail_data.py SOURCE (a CSV file or a folder of CSV files)
 """

@@ -429,7 +429,11 @@ def test_cli_batch_and_inspect(
         )
     text = capsys.readouterr().out
     assert rc == 0
-    assert "profiles.parquet" in text and "CURRENT" in text and "2 on items without an embedding" in text
+    assert (
+        "profiles.parquet" in text
+        and "CURRENT" in text
+        and "2 on items without an embedding" in text
+    )
     assert (tmp_path / "o" / RUN_DATE / "profiles.parquet").read_bytes() == (
         root / "out" / RUN_DATE / "profiles.parquet"
     ).read_bytes()
