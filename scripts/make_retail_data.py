@@ -5,9 +5,8 @@ https://archive.ics.uci.edu/dataset/352/online+retail; CC BY 4.0), its rows save
 (gzip or not; one file, or a folder of them, e.g. one per day) with the original columns
 InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice, CustomerID, Country.
 Anonymous rows (no CustomerID) and cancellations (InvoiceNo starting with "C") are
-removed, as are rows with a non-positive quantity. Output:
-
-in src/pinnersage/data/online-retail/ (package data, read through pinnersage.data.online_retail):
+removed, as are rows with a non-positive quantity. Output, in src/pinnersage/data/online-retail/
+(package data, read through pinnersage.data.online_retail):
 
 * actions.parquet: user_id (int64), item_id (string), timestamp (int64 unix seconds; InvoiceDate
   read as UTC), sorted by (timestamp, user_id, item_id);
