@@ -243,3 +243,23 @@ def test_default_split_falls_back_to_per_user_when_test_days_hold_few_users(
     p = json.loads((tmp_path / "day" / "report.json").read_text())["protocol"]
     assert p["split_requested"] == "auto" and p["split"] == "day"
     assert len(p["test_days"]) == 3 and ">= min_test_users = 2" in p["split_reason"]
+
+
+def test_without_matplotlib_the_reports_are_written_and_the_plots_skipped_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the plots extra were absent
+    log = tmp_path / "actions.parquet"
+    synthetic_log(4, n_users=30, n_days=20, n_items=42).to_parquet(log)
+    argv = ["evaluate", "--actions", str(log), "--out", str(tmp_path / "o"), "--split", "user"]
+    argv += ["--budgets", "5", "--bootstrap", "5", "--embedding-dim", "4", "--reference-dim", "4"]
+    argv += ["--alphas", "1", "--lambdas", "0.01", "--embeddings-sweep", "1", "--no-ablations"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    # said before the work starts, not after it
+    assert err.splitlines()[0].startswith("warning: matplotlib is not installed")
+    assert "pinnersage[plots]" in err
+    assert (tmp_path / "o" / "report.json").exists() and (tmp_path / "o" / "report.md").exists()
+    assert not list((tmp_path / "o").glob("*.png"))
