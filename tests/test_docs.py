@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 import runpy
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from pinnersage.cli import main
+from pinnersage.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -40,6 +41,63 @@ def test_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
         runpy.run_path(str(path), run_name="__main__")
     out = capsys.readouterr().out
     assert "candidates, from interests" in out
+
+
+def _readme_command_lines() -> list[list[str]]:
+    """The ``pinnersage ...`` lines of README's shell blocks, ``$LOG`` expanded."""
+    lines: list[list[str]] = []
+    for lang, block in fenced_blocks(README):
+        if lang:
+            continue
+        log = re.search(r"^LOG=(\S+)$", block, re.M)
+        for line in block.splitlines():
+            if line.startswith("pinnersage "):
+                text = line.replace("$LOG", log.group(1)) if log else line
+                lines.append(shlex.split(text.split("  #")[0])[1:])
+    return lines
+
+
+def test_readme_command_lines_parse() -> None:
+    """Every command line the README shows is one the parser accepts (flags cannot rot)."""
+    lines = _readme_command_lines()
+    assert {argv[0] for argv in lines} >= {"embed", "index", "batch", "inspect", "evaluate"}
+    parser = build_parser()
+    for argv in lines:
+        parser.parse_args(argv)
+
+
+@pytest.mark.slow
+def test_readme_command_line_quickstart_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command-line quickstart, on the shipped log, from the clone's root (its paths); its
+    outputs go to a temporary folder. ``evaluate`` (a minute and a half) is left to the
+    evaluation's own tests."""
+    monkeypatch.chdir(ROOT)
+    for argv in _readme_command_lines():
+        if argv[0] in ("embed", "index", "batch", "inspect"):
+            argv = [a.replace("out/", f"{tmp_path}/") for a in argv]
+            assert main([*argv, "--quiet"]) == 0, argv
+    out = capsys.readouterr().out
+    assert "wrote hnsw index" in out and "CURRENT" in out
+    assert "user 14815:" in out and "more (--top 0 prints all)" in out
+
+
+#: Words of the development process that the product's docs must not speak.
+PROCESS_WORDS = re.compile(r"\bissues? ?#?\d|\(issue|\bgoals?\b|\bhonestly\b|\bdiary\b", re.I)
+USER_DOCS = [
+    "README.md",
+    "CHANGELOG.md",
+    *(f"docs/{n}.md" for n in ("paper-map", "results", "batch", "benchmarks")),
+]
+
+
+@pytest.mark.parametrize("name", USER_DOCS)
+def test_docs_speak_to_users(name: str) -> None:
+    text = (ROOT / name).read_text(encoding="utf-8")
+    assert not PROCESS_WORDS.search(text), PROCESS_WORDS.search(text)
+    if name != "README.md":  # README's development notes name where the raw public logs live
+        assert "../shared" not in text, "link a public source instead"
 
 
 def test_cli_lists_every_command() -> None:
