@@ -22,6 +22,8 @@ SRC = Path(pinnersage.__file__).resolve().parents[1]
 DAY = 86_400
 T0 = 1_700_000_000
 RUN_DATE = "2023-12-13"
+#: The column flags of the renamed log of :func:`_renamed_log`.
+COLS = ["--user-col", "customer", "--item-col", "sku", "--time-col", "when"]
 
 #: One sample command line per command (and embed builder) that parses.
 COMMAND_LINES = [
@@ -89,12 +91,11 @@ def _renamed_log(path: Path) -> None:
 def published(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("published")
     _renamed_log(tmp / "log.csv")
-    cols = ["--user-col", "customer", "--item-col", "sku", "--time-col", "when"]
     embed = ["embed", "cooccurrence", "--actions", str(tmp / "log.csv"), "--dim", "6"]
-    assert main([*embed, *cols, "--out", str(tmp / "e.parquet")]) == 0
+    assert main([*embed, *COLS, "--out", str(tmp / "e.parquet")]) == 0
     batch = ["batch", "--actions", str(tmp / "log.csv"), "--embeddings", str(tmp / "e.parquet")]
     assert (
-        main([*batch, *cols, "--date", "2023-12-04", "--out", str(tmp / "s"), "--alpha", "0.01"])
+        main([*batch, *COLS, "--date", "2023-12-04", "--out", str(tmp / "s"), "--alpha", "0.01"])
         == 0
     )
     ids = pd.read_parquet(tmp / "e.parquet")["item_id"]
@@ -127,7 +128,7 @@ def test_demo_renames_columns_and_says_where_candidates_come_from(
     ids = pd.read_parquet(published["root"] / "e.parquet")["item_id"]
     pd.DataFrame({"item_id": ids, "title": [f"THING {i}" for i in ids]}).to_parquet(items)
     argv = ["demo", "--actions", str(published["log"]), "--items", str(items)]
-    argv += ["--user-col", "customer", "--item-col", "sku", "--time-col", "when"]
+    argv += COLS
     argv += ["--out", str(tmp_path / "demo"), "--users", "1", "--alpha", "0.01", "--quiet"]
     assert main(argv) == 0
     captured = capsys.readouterr()
@@ -143,7 +144,6 @@ def test_demo_renames_columns_and_says_where_candidates_come_from(
 
 
 def test_warnings_are_one_line_without_their_source(published: dict[str, Path]) -> None:
-    cols = ["--user-col", "customer", "--item-col", "sku", "--time-col", "when"]
     done = _run(
         "batch",
         "--actions",
@@ -158,7 +158,7 @@ def test_warnings_are_one_line_without_their_source(published: dict[str, Path]) 
         "5",
         "--workers",
         "1",
-        *cols,
+        *COLS,
     )
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
@@ -170,19 +170,23 @@ def test_warnings_are_one_line_without_their_source(published: dict[str, Path]) 
 def test_embed_says_when_it_gives_fewer_dimensions(
     published: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cols = ["--user-col", "customer", "--item-col", "sku", "--time-col", "when"]
-    argv = ["embed", "cooccurrence", "--actions", str(published["log"]), *cols]
+    argv = ["embed", "cooccurrence", "--actions", str(published["log"]), *COLS]
     assert main([*argv, "--dim", "100000", "--out", str(tmp_path / "e.parquet")]) == 0
     err = capsys.readouterr().err
     assert "warning: --dim 100000 asked, but these embeddings have 24 dimensions" in err
 
 
+def _batch(published: dict[str, Path], date: str) -> list[str]:
+    """``batch`` on the published log and embeddings for ``date`` (no ``--out``)."""
+    argv = ["batch", "--actions", str(published["log"]), "--date", date]
+    argv += ["--embeddings", str(published["root"] / "e.parquet")]
+    return [*argv, *COLS]
+
+
 def test_empty_window_error_names_the_flag_and_the_logs_dates(
     published: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cols = ["--user-col", "customer", "--item-col", "sku", "--time-col", "when"]
-    argv = ["batch", "--actions", str(published["log"]), "--embeddings"]
-    argv += [str(published["root"] / "e.parquet"), "--date", "2024-06-01", *cols]
+    argv = _batch(published, "2024-06-01")
     assert main([*argv, "--out", str(published["root"] / "late")]) == 2
     err = capsys.readouterr().err
     assert "covers 2023-11-14 .. 2023-12-04" in err and "--allow-empty" in err
@@ -193,9 +197,7 @@ def test_empty_window_error_names_the_flag_and_the_logs_dates(
 def test_batch_summary_speaks_plainly(
     published: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cols = ["--user-col", "customer", "--item-col", "sku", "--time-col", "when"]
-    argv = ["batch", "--actions", str(published["log"]), "--embeddings"]
-    argv += [str(published["root"] / "e.parquet"), "--date", "2023-11-20", *cols]
+    argv = _batch(published, "2023-11-20")
     assert main([*argv, "--out", str(published["root"] / "early")]) == 0
     out = capsys.readouterr().out
     assert "skipped actions:" in out and "after the run date" in out

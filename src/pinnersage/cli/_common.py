@@ -47,22 +47,18 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
     if "--config" not in present:
         add_config_flag(parser)
     group = parser.add_argument_group("output")
-    if "--quiet" not in present:
-        group.add_argument(
+    for short, name, help in (
+        (
             "-q",
             "--quiet",
-            action="store_true",
-            default=argparse.SUPPRESS,
-            help="no progress bars or progress messages on stderr (warnings and errors only)",
-        )
-    if "--verbose" not in present:
-        group.add_argument(
-            "-v",
-            "--verbose",
-            action="store_true",
-            default=argparse.SUPPRESS,
-            help="more detail on stderr (debug messages)",
-        )
+            "no progress bars or progress messages on stderr (warnings and errors only)",
+        ),
+        ("-v", "--verbose", "more detail on stderr (debug messages)"),
+    ):
+        if name not in present:
+            group.add_argument(
+                short, name, action="store_true", default=argparse.SUPPRESS, help=help
+            )
 
 
 def show_progress(args: argparse.Namespace) -> bool:
