@@ -30,35 +30,36 @@ log = logging.getLogger("pinnersage")
 # -- the flags every command takes ----------------------------------------------------------------
 
 
-def add_config_flag(parser: argparse.ArgumentParser) -> None:
-    """``--config FILE`` (absent from ``args`` when not given; read through :func:`config_from`)."""
+def add_config_flag(parser: argparse.ArgumentParser, *, nested: bool = False) -> None:
+    """``--config FILE`` (None when not given; read it through :func:`config_from`).
+
+    ``nested``: the parser is a subcommand of a command (``embed cooccurrence``), where the flag
+    may also come before the subcommand's name; it then has no default of its own, so that it does
+    not hide the command's value.
+    """
     parser.add_argument(
         "--config",
         metavar="FILE",
-        default=argparse.SUPPRESS,
+        default=argparse.SUPPRESS if nested else None,
         help="TOML file with [profile], [retrieval], [index], [log], [batch] tables "
         "(configs/pinnersage.toml lists every setting); flags given here override it",
     )
 
 
-def add_common_flags(parser: argparse.ArgumentParser) -> None:
-    """``--config``, ``--quiet`` and ``--verbose``, those the command does not define already."""
+def add_common_flags(parser: argparse.ArgumentParser, *, nested: bool = False) -> None:
+    """``--config``, ``--quiet`` and ``--verbose``, those the command does not define already
+    (``nested``: see :func:`add_config_flag`)."""
     present = {s for a in parser._actions for s in a.option_strings}
     if "--config" not in present:
-        add_config_flag(parser)
+        add_config_flag(parser, nested=nested)
     group = parser.add_argument_group("output")
     for short, name, help in (
-        (
-            "-q",
-            "--quiet",
-            "no progress bars or progress messages on stderr (warnings and errors only)",
-        ),
+        ("-q", "--quiet", "warnings and errors only on stderr (no progress messages or bars)"),
         ("-v", "--verbose", "more detail on stderr (debug messages)"),
     ):
         if name not in present:
-            group.add_argument(
-                short, name, action="store_true", default=argparse.SUPPRESS, help=help
-            )
+            default = argparse.SUPPRESS if nested else False
+            group.add_argument(short, name, action="store_true", default=default, help=help)
 
 
 def show_progress(args: argparse.Namespace) -> bool:
@@ -131,7 +132,9 @@ def config_from(
     Every command reads its config here, so every command rejects the same unknown tables and
     settings with the same message.
     """
-    return load_config(getattr(args, "config", None), overrides)
+    config = load_config(getattr(args, "config", None), overrides)
+    log.debug("settings: %s", config.to_dict())
+    return config
 
 
 def add_log_flags(parser: argparse.ArgumentParser) -> None:

@@ -38,7 +38,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         sub.add_argument(
             "--out", required=True, metavar="PATH", help="output embeddings file (parquet)"
         )
-        add_common_flags(sub)
+        add_common_flags(sub, nested=True)
     parser.set_defaults(func=run)
     return parser
 
