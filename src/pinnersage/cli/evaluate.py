@@ -25,13 +25,26 @@ from pinnersage.cli._common import (
     show_progress,
 )
 
+#: Embedding kinds the evaluation fits on the log itself.
+FIT_KINDS = ("cooccurrence", "als")
+
 
 def _floats(text: str) -> tuple[float, ...]:
-    return tuple(float(x) for x in text.split(",") if x.strip())
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
 
 
 def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in text.split(",") if x.strip())
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -112,12 +125,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     pr.add_argument(
         "--embedding-kind",
+        choices=FIT_KINDS,
         default="cooccurrence",
         help="embedding builder fit when --embeddings is absent (default cooccurrence)",
     )
     pr.add_argument("--embedding-dim", type=int, default=64, help="its dimension (64)")
     pr.add_argument(
         "--reference-kind",
+        choices=FIT_KINDS,
         default="cooccurrence",
         help="builder of the reference embedding (default cooccurrence)",
     )
