@@ -125,8 +125,9 @@ def run(args: argparse.Namespace) -> int:
         empty = EmptyWindowError("", start=bounds["start"], end=bounds["end"])
         raise empty_window(empty, args.actions, run_date, config, hint)
     out.mkdir(parents=True, exist_ok=True)
+    source = "the shipped Online Retail log" if args.actions == DEFAULT_ACTIONS else args.actions
     print(
-        f"[1/4] read {args.actions}: {len(frame):,} actions by {frame['user_id'].nunique():,} "
+        f"[1/4] read {source}: {len(frame):,} actions by {frame['user_id'].nunique():,} "
         f"users on {frame['item_id'].nunique():,} items"
     )
 
