@@ -166,6 +166,14 @@ CASES: list[Case] = [
         "e.parquet",
         "not exist",
     ),
+    _case("evaluate-other-catalog", EVALUATE + " --embeddings {nan_emb}", "not finite"),
+    _case(
+        "evaluate-no-shared-item",
+        EVALUATE + " --reference {other_emb}",
+        "--reference",
+        "other.parquet",
+        "shares no item id with the log",
+    ),
     _case("evaluate-no-items", EVALUATE + " --embeddings {emb0}", "emb0.parquet", "no item"),
     _case(
         "evaluate-actions-missing",
@@ -241,6 +249,11 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         pa.table({"item_id": [f"i{k}" for k in range(6)], "vector": list(vectors)}),
         bad / "nan.parquet",
     )
+    others = np.eye(4, dtype=np.float32)
+    pq.write_table(
+        pa.table({"item_id": [f"z{k}" for k in range(4)], "vector": list(others)}),
+        bad / "other.parquet",
+    )
     (bad / "garbage.parquet").write_bytes(b"PAR1 this is not parquet")
     (bad / "not.toml").write_text("[profile\ndistance_threshold = 1\n")
     (bad / "typo.toml").write_text("[profile]\nalpah = 1.0\n")
@@ -250,6 +263,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         empty_log=str(bad / "empty.parquet"),
         emb0=str(bad / "emb0.parquet"),
         nan_emb=str(bad / "nan.parquet"),
+        other_emb=str(bad / "other.parquet"),
         garbage=str(bad / "garbage.parquet"),
         not_toml=str(bad / "not.toml"),
         typo_toml=str(bad / "typo.toml"),

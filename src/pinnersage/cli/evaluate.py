@@ -24,6 +24,7 @@ from pinnersage.cli._common import (
     log_overrides,
     show_progress,
 )
+from pinnersage.errors import DataFormatError
 
 #: Embedding kinds the evaluation fits on the log itself.
 FIT_KINDS = ("cooccurrence", "als")
@@ -192,6 +193,19 @@ def _can_plot() -> bool:
     return False
 
 
+def _check_overlap(what: str, catalog: Any, item_ids: Any) -> None:
+    """An embeddings file the evaluation cannot use at all is an error before any work: one
+    that shares no item id with the log (most often: another catalog, or ids of another kind)."""
+    unique = item_ids.drop_duplicates()
+    if (catalog.rows(unique.to_numpy(), missing="mask") >= 0).any():
+        return
+    sample = ", ".join(repr(str(i)) for i in unique.head(3))
+    raise DataFormatError(
+        f"{what} shares no item id with the log "
+        f"(the log's items include {sample}); embeddings must cover the log's items"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     import pandas as pd  # noqa: F401  (heavy imports stay inside run)
 
@@ -233,6 +247,12 @@ def run(args: argparse.Namespace) -> int:
     reference = load_embeddings(args.reference) if args.reference else None
     progress = show_progress(args)
     actions = read_actions(args.actions, config.log, progress=progress)
+    for flag, path, catalog in (
+        ("--embeddings", args.embeddings, embeddings),
+        ("--reference", args.reference, reference),
+    ):
+        if catalog is not None:
+            _check_overlap(f"{flag} {path}", catalog, actions.frame["item_id"])
     log.info(
         "read %s actions from %s (%s)",
         f"{len(actions.frame):,}",
