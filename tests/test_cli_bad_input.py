@@ -158,6 +158,7 @@ CASES: list[Case] = [
     _case("evaluate-zero-test-days", EVALUATE + " --test-days 0", "test_days", ">= 1"),
     _case("evaluate-budgets-not-numbers", EVALUATE + " --budgets a,b", "--budgets", "'a,b'"),
     _case("evaluate-unknown-kind", EVALUATE + " --embedding-kind foo", "invalid choice: 'foo'"),
+    _case("evaluate-empty-log", EVALUATE.replace("{log}", "{empty_log}"), "no usable action"),
     _case("evaluate-no-such-column", EVALUATE + " --item-col sku", "no column 'sku'"),
     _case("evaluate-out-is-a-file", EVALUATE.replace("{ws}/eval", "{log}"), "--out", "is a file"),
     _case(

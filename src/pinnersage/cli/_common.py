@@ -280,6 +280,18 @@ def check_input(path: str | Path, what: str) -> Path:
     return p
 
 
+def read_log(path: str | Path, config: Config, *, progress: bool) -> Any:
+    """:func:`pinnersage.actions.read_actions` for a command that needs at least one action."""
+    from pinnersage.actions import read_actions
+
+    actions = read_actions(path, config.log, progress=progress)
+    if len(actions.frame) == 0:
+        raise DataFormatError(
+            f"action log {path} holds no usable action ({actions.report.summary()})"
+        )
+    return actions
+
+
 def load_embeddings(path: str | Path, **kwargs: Any) -> Any:
     """:meth:`ItemCatalog.load` for a command that needs at least one item."""
     from pinnersage.catalog import ItemCatalog

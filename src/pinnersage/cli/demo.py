@@ -23,11 +23,12 @@ from pinnersage.cli._common import (
     empty_window,
     log_overrides,
     profile_overrides,
+    read_log,
     run_window,
     show_progress,
 )
 from pinnersage.data import online_retail
-from pinnersage.errors import DataFormatError, EmptyWindowError
+from pinnersage.errors import EmptyWindowError
 
 DEFAULT_ACTIONS = online_retail("actions")
 DEFAULT_ITEMS = online_retail("items")
@@ -90,7 +91,6 @@ def _because(catalog: Any, source_item_id: Any, source: str) -> str:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from pinnersage.actions import read_actions
     from pinnersage.batch.run import run_batch
     from pinnersage.batch.snapshot import open_snapshot
     from pinnersage.catalog import ItemCatalog
@@ -109,12 +109,7 @@ def run(args: argparse.Namespace) -> int:
     progress = show_progress(args)
     started = time.perf_counter()
 
-    log = read_actions(args.actions, config.log, progress=progress)
-    frame = log.frame
-    if len(frame) == 0:
-        raise DataFormatError(
-            f"action log {args.actions} holds no usable action ({log.report.summary()})"
-        )
+    frame = read_log(args.actions, config, progress=progress).frame
     last_day = dt.datetime.fromtimestamp(int(frame["timestamp"].max()), dt.UTC).date()
     run_date = args.date or last_day.isoformat()
     window = run_window(run_date, config)

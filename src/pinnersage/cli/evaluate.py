@@ -22,6 +22,7 @@ from pinnersage.cli._common import (
     load_embeddings,
     log,
     log_overrides,
+    read_log,
     show_progress,
 )
 from pinnersage.errors import DataFormatError
@@ -209,7 +210,6 @@ def _check_overlap(what: str, catalog: Any, item_ids: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import pandas as pd  # noqa: F401  (heavy imports stay inside run)
 
-    from pinnersage.actions import read_actions
     from pinnersage.evaluation.models import (
         DEFAULT_ALPHAS,
         DEFAULT_EMBEDDINGS_SWEEP,
@@ -246,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
     embeddings = load_embeddings(args.embeddings) if args.embeddings else None
     reference = load_embeddings(args.reference) if args.reference else None
     progress = show_progress(args)
-    actions = read_actions(args.actions, config.log, progress=progress)
+    actions = read_log(args.actions, config, progress=progress)
     for flag, path, catalog in (
         ("--embeddings", args.embeddings, embeddings),
         ("--reference", args.reference, reference),
