@@ -31,22 +31,19 @@ from pinnersage.errors import DataFormatError
 FIT_KINDS = ("cooccurrence", "als")
 
 
-def _floats(text: str) -> tuple[float, ...]:
+def _comma_list(text: str, convert: type, what: str) -> tuple[Any, ...]:
     try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
+        return tuple(convert(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers, got {text!r}"
-        ) from None
+        raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return _comma_list(text, float, "numbers")
 
 
 def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
+    return _comma_list(text, int, "integers")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
